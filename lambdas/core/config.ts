@@ -1,0 +1,133 @@
+import { ConfigError } from './errors';
+
+/** How new entries are written when a list has no entries to copy the format from. */
+export type CoursesFormat = 'auto' | 'ids' | 'objects';
+
+export interface PaymentAttributes {
+  readonly id: string;
+  readonly user: string;
+  readonly course: string;
+  readonly status: string;
+  readonly fraud: string;
+  readonly updated: string;
+}
+
+export interface UserAttributes {
+  readonly key: string;
+  readonly courses: string;
+}
+
+export interface SyncConfig {
+  readonly paymentsTable: string;
+  readonly usersTable: string;
+  readonly endpoint: string | undefined;
+  readonly region: string;
+  readonly paymentsUserIndex: string;
+  readonly payment: PaymentAttributes;
+  readonly user: UserAttributes;
+  readonly coursesFormat: CoursesFormat;
+  /** Lower-case status words; `capture` is decided by the fraud status, not by these lists. */
+  readonly paidStatuses: readonly string[];
+  readonly revokedStatuses: readonly string[];
+  readonly revokeOnRefund: boolean;
+  /** Payments changed this recently are still in flight on the stream: full runs leave them alone. */
+  readonly graceMinutes: number;
+  /** Blast-radius limits of one scheduled run. */
+  readonly maxUserChangesPerRun: number;
+  readonly maxRevocationsPerRun: number;
+  readonly scanSegments: number;
+  readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+}
+
+export const DEFAULT_PAID_STATUSES = ['settlement', 'success', 'paid', 'completed'] as const;
+export const DEFAULT_REVOKED_STATUSES = ['refund', 'chargeback'] as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Parses the environment contract of DESIGN.md. Every problem is collected so that one
+ * error names all of them: an operator fixes the deployment once, not once per variable.
+ */
+export function loadConfig(env: Env = process.env): SyncConfig {
+  const problems: string[] = [];
+  const text = (name: string, fallback?: string): string => {
+    const value = env[name]?.trim();
+    if (value) return value;
+    if (fallback === undefined) {
+      problems.push(`${name} is required`);
+      return '';
+    }
+    return fallback;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const value = (env[name]?.trim() || fallback).toLowerCase();
+    const match = allowed.find((candidate) => candidate.toLowerCase() === value);
+    if (!match) problems.push(`${name} must be one of ${allowed.join(', ')} (got "${env[name]}")`);
+    return match ?? fallback;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const value = env[name]?.trim().toLowerCase();
+    if (!value) return fallback;
+    if (['true', '1', 'yes'].includes(value)) return true;
+    if (['false', '0', 'no'].includes(value)) return false;
+    problems.push(`${name} must be true or false (got "${env[name]}")`);
+    return fallback;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name]?.trim();
+    if (!raw) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+  const list = (name: string, fallback: readonly string[]): string[] => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return [...fallback];
+    const words = raw.split(',').map((word) => word.trim().toLowerCase()).filter(Boolean);
+    if (words.length === 0) problems.push(`${name} must list at least one status`);
+    return words;
+  };
+  const endpoint = env.DYNAMODB_ENDPOINT?.trim() || undefined;
+  if (endpoint && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
+    problems.push(`DYNAMODB_ENDPOINT must be an http(s) URL (got "${endpoint}")`);
+  }
+
+  const debug = bool('DEBUG', false);
+  const config: SyncConfig = {
+    paymentsTable: text('DYNAMODB_PAYMENTS_TABLE'),
+    usersTable: text('DYNAMODB_USERS_TABLE'),
+    endpoint,
+    region: text('AWS_REGION', env.AMPLIFY_AWS_REGION?.trim() || 'ap-southeast-1'),
+    paymentsUserIndex: text('PAYMENTS_USER_INDEX', 'userId-index'),
+    payment: {
+      id: text('PAYMENT_ID_ATTR', 'orderId'),
+      user: text('PAYMENT_USER_ATTR', 'userId'),
+      course: text('PAYMENT_COURSE_ATTR', 'courseId'),
+      status: text('PAYMENT_STATUS_ATTR', 'status'),
+      fraud: text('PAYMENT_FRAUD_ATTR', 'fraudStatus'),
+      updated: text('PAYMENT_UPDATED_ATTR', 'updatedAt'),
+    },
+    user: {
+      key: text('USER_KEY_ATTR', 'userId'),
+      courses: text('USER_COURSES_ATTR', 'purchasedCourses'),
+    },
+    coursesFormat: oneOf('PURCHASED_COURSES_FORMAT', ['auto', 'ids', 'objects'] as const, 'auto'),
+    paidStatuses: list('PAID_STATUSES', DEFAULT_PAID_STATUSES),
+    revokedStatuses: list('REVOKED_STATUSES', DEFAULT_REVOKED_STATUSES),
+    revokeOnRefund: bool('REVOKE_ON_REFUND', false),
+    graceMinutes: int('GRACE_MINUTES', 5, 0, 1440),
+    maxUserChangesPerRun: int('MAX_USER_CHANGES_PER_RUN', 1000, 1, 10_000_000),
+    maxRevocationsPerRun: int('MAX_REVOCATIONS_PER_RUN', 100, 0, 10_000_000),
+    scanSegments: int('SCAN_SEGMENTS', 4, 1, 1000),
+    logLevel: debug ? 'DEBUG' : oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const, 'INFO'),
+  };
+  const overlap = config.paidStatuses.filter((status) => config.revokedStatuses.includes(status));
+  if (overlap.length > 0) {
+    problems.push(`PAID_STATUSES and REVOKED_STATUSES share ${overlap.join(', ')}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,31 @@
+/** The environment contract is broken: names every bad or missing variable at once. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+/** A manual event does not have the contract's shape; nothing was read or written. */
+export class InvalidEventError extends Error {
+  override readonly name = 'InvalidEventError';
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid event: ${problems.join('; ')}`);
+  }
+}
+
+/** Another writer kept changing the user's list faster than the write path could re-plan. */
+export class WriteConflictError extends Error {
+  override readonly name = 'WriteConflictError';
+  constructor(
+    readonly userId: string,
+    readonly attempts: number,
+  ) {
+    super(`User ${userId}: list changed under ${attempts} attempts in a row; giving up for now`);
+  }
+}
+
+/** A table, index or endpoint the run needs is not there: the run cannot start. */
+export class EnvironmentError extends Error {
+  override readonly name = 'EnvironmentError';
+}
