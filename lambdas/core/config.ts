@@ -36,13 +36,23 @@ export interface SyncConfig {
   readonly maxUserChangesPerRun: number;
   readonly maxRevocationsPerRun: number;
   readonly scanSegments: number;
-  readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  readonly logLevel: LogLevel;
 }
 
 export const DEFAULT_PAID_STATUSES = ['settlement', 'success', 'paid', 'completed'] as const;
 export const DEFAULT_REVOKED_STATUSES = ['refund', 'chargeback'] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `DEBUG=true` (the seed's switch) wins over `LOG_LEVEL`; undefined when LOG_LEVEL is not a level. */
+export function logLevelFrom(env: Env): LogLevel | undefined {
+  if (env.DEBUG?.trim().toLowerCase() === 'true') return 'DEBUG';
+  const level = (env.LOG_LEVEL?.trim() || 'INFO').toUpperCase();
+  return LOG_LEVELS.find((candidate) => candidate === level);
+}
 
 /**
  * Parses the environment contract of DESIGN.md. Every problem is collected so that one
@@ -95,7 +105,9 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     problems.push(`DYNAMODB_ENDPOINT must be an http(s) URL (got "${endpoint}")`);
   }
 
-  const debug = bool('DEBUG', false);
+  bool('DEBUG', false);
+  const logLevel = logLevelFrom(env);
+  if (!logLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
   const config: SyncConfig = {
     paymentsTable: text('DYNAMODB_PAYMENTS_TABLE'),
     usersTable: text('DYNAMODB_USERS_TABLE'),
@@ -122,7 +134,7 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     maxUserChangesPerRun: int('MAX_USER_CHANGES_PER_RUN', 1000, 1, 10_000_000),
     maxRevocationsPerRun: int('MAX_REVOCATIONS_PER_RUN', 100, 0, 10_000_000),
     scanSegments: int('SCAN_SEGMENTS', 4, 1, 1000),
-    logLevel: debug ? 'DEBUG' : oneOf('LOG_LEVEL', ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const, 'INFO'),
+    logLevel: logLevel ?? 'INFO',
   };
   const overlap = config.paidStatuses.filter((status) => config.revokedStatuses.includes(status));
   if (overlap.length > 0) {

@@ -1,0 +1,47 @@
+import type { SyncConfig } from '../config';
+import { readPayment, type Payment } from '../rules/payment';
+import type { WireItem } from '../rules/attribute-values';
+import type { Issue, PlanPolicy } from '../rules/plan';
+
+/** The plan policy a job runs under; `revokeOnRefund` may be narrowed by a run's revocation cap. */
+export function planPolicy(config: SyncConfig, now: number, revokeOnRefund = config.revokeOnRefund): PlanPolicy {
+  return { revokeOnRefund, format: config.coursesFormat, now: new Date(now).toISOString() };
+}
+
+export interface ReadPayments {
+  readonly payments: Payment[];
+  readonly malformed: Issue[];
+}
+
+/** Reads payment items through the mapping; the unreadable ones become `malformed-payment` lines. */
+export function readPayments(items: readonly WireItem[], config: SyncConfig): ReadPayments {
+  const payments: Payment[] = [];
+  const malformed: Issue[] = [];
+  for (const item of items) {
+    const reading = readPayment(item, config.payment, config);
+    if (reading.ok) payments.push(reading.payment);
+    else {
+      malformed.push({
+        kind: 'malformed-payment',
+        userId: reading.userId,
+        orderIds: [reading.orderId],
+        fix: 'none',
+        detail: reading.problem,
+      });
+    }
+  }
+  return { payments, malformed };
+}
+
+/** `orphan-payment` lines: paid payments whose user item does not exist. No user is ever created. */
+export function orphanIssues(userId: string, payments: readonly Payment[]): Issue[] {
+  return payments
+    .filter((payment) => payment.classification === 'paid')
+    .map((payment) => ({
+      kind: 'orphan-payment' as const,
+      userId,
+      orderIds: [payment.orderId],
+      fix: 'none' as const,
+      detail: `paid for ${payment.courseIds.join(', ')} but the user does not exist`,
+    }));
+}

@@ -1,0 +1,169 @@
+import {
+  BatchGetItemCommand,
+  GetItemCommand,
+  ScanCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type BatchGetItemCommandOutput,
+  type DynamoDBClient,
+  type KeysAndAttributes,
+} from '@aws-sdk/client-dynamodb';
+import type { SyncConfig } from '../config';
+import { backoffDelayMs, sleep } from '../backoff';
+import { WriteConflictError } from '../errors';
+import { readText, type WireItem, type WireValue } from '../rules/attribute-values';
+import { decodeCourses, encodeCourses, type CourseEntry, type CoursesList } from '../rules/courses-list';
+import type { ScanPage, SegmentPosition } from './payments-store';
+
+/** A user's list as read: `raw` is what the conditional write compares against. */
+export interface UserSnapshot {
+  readonly userId: string;
+  readonly exists: boolean;
+  readonly raw: WireValue | undefined;
+  readonly courses: CoursesList;
+}
+
+/** What a planner must return: the list to write, or undefined for no change. */
+export interface PlannedWrite {
+  readonly next: readonly CourseEntry[] | undefined;
+}
+
+export type UpdateOutcome<P extends PlannedWrite> =
+  | { readonly kind: 'not-found' }
+  | { readonly kind: 'unchanged'; readonly snapshot: UserSnapshot; readonly plan: P }
+  | { readonly kind: 'changed'; readonly before: UserSnapshot; readonly after: WireValue; readonly plan: P; readonly attempts: number };
+
+const BATCH_GET_LIMIT = 100;
+/** Write attempts before a user counts as contended; each one re-reads and re-plans. */
+export const MAX_WRITE_ATTEMPTS = 8;
+const MAX_UNPROCESSED_ROUNDS = 10;
+
+export class UsersStore {
+  private readonly names: Record<string, string>;
+  private readonly projection = '#key, #courses';
+
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly config: SyncConfig,
+  ) {
+    this.names = { '#key': config.user.key, '#courses': config.user.courses };
+  }
+
+  private key(userId: string): Record<string, AttributeValue> {
+    return { [this.config.user.key]: { S: userId } };
+  }
+
+  private snapshot(userId: string, item: WireItem | undefined): UserSnapshot {
+    const raw = item?.[this.config.user.courses];
+    return { userId, exists: item !== undefined, raw, courses: decodeCourses(raw) };
+  }
+
+  /** A strongly consistent read: the write path plans on it. */
+  async get(userId: string): Promise<UserSnapshot> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({
+        TableName: this.config.usersTable,
+        Key: this.key(userId),
+        ConsistentRead: true,
+        ProjectionExpression: this.projection,
+        ExpressionAttributeNames: this.names,
+      }),
+    );
+    return this.snapshot(userId, Item as WireItem | undefined);
+  }
+
+  /** Many users, 100 keys a call, UnprocessedKeys retried with backoff. Absent users come back with `exists: false`. */
+  async batchGet(userIds: readonly string[]): Promise<Map<string, UserSnapshot>> {
+    const unique = [...new Set(userIds)];
+    const found = new Map<string, WireItem>();
+    for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
+      let request: KeysAndAttributes | undefined = {
+        Keys: unique.slice(start, start + BATCH_GET_LIMIT).map((userId) => this.key(userId)),
+        ProjectionExpression: this.projection,
+        ExpressionAttributeNames: this.names,
+      };
+      for (let round = 0; request?.Keys?.length; round++) {
+        if (round >= MAX_UNPROCESSED_ROUNDS) throw new Error(`BatchGetItem left ${request.Keys.length} keys unprocessed after ${round} rounds`);
+        if (round > 0) await sleep(backoffDelayMs(round, 50));
+        const answer: BatchGetItemCommandOutput = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.config.usersTable]: request } }));
+        for (const item of (answer.Responses?.[this.config.usersTable] ?? []) as WireItem[]) {
+          const userId = readText(item[this.config.user.key]);
+          if (userId !== undefined) found.set(userId, item);
+        }
+        request = answer.UnprocessedKeys?.[this.config.usersTable];
+      }
+    }
+    return new Map(unique.map((userId) => [userId, this.snapshot(userId, found.get(userId))]));
+  }
+
+  async scanPage(position: SegmentPosition): Promise<ScanPage<UserSnapshot>> {
+    const page = await this.client.send(
+      new ScanCommand({
+        TableName: this.config.usersTable,
+        Segment: position.segment,
+        TotalSegments: position.totalSegments,
+        ExclusiveStartKey: position.cursor,
+        Limit: position.pageSize,
+        ProjectionExpression: this.projection,
+        ExpressionAttributeNames: this.names,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    const items = (page.Items ?? []) as WireItem[];
+    return {
+      items: items.flatMap((item) => {
+        const userId = readText(item[this.config.user.key]);
+        return userId === undefined ? [] : [this.snapshot(userId, item)];
+      }),
+      cursor: page.LastEvaluatedKey,
+      consumedCapacity: page.ConsumedCapacity?.CapacityUnits ?? 0,
+    };
+  }
+
+  /**
+   * The one write path: read → plan → write on condition that the list is still what was
+   * read (or still absent) and the user still exists; on conflict, re-read and re-plan.
+   * No writer's change is lost, and a plan made on stale data is never written.
+   */
+  async update<P extends PlannedWrite>(
+    userId: string,
+    planner: (snapshot: UserSnapshot) => P,
+    initial?: UserSnapshot,
+  ): Promise<UpdateOutcome<P>> {
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await sleep(backoffDelayMs(attempt));
+      const snapshot = attempt === 0 && initial ? initial : await this.get(userId);
+      if (!snapshot.exists) return { kind: 'not-found' };
+      const plan = planner(snapshot);
+      if (!plan.next) return { kind: 'unchanged', snapshot, plan };
+      const after = encodeCourses(plan.next);
+      if (await this.writeIfUnchanged(snapshot, after)) {
+        return { kind: 'changed', before: snapshot, after, plan, attempts: attempt + 1 };
+      }
+    }
+    throw new WriteConflictError(userId, MAX_WRITE_ATTEMPTS);
+  }
+
+  private async writeIfUnchanged(snapshot: UserSnapshot, after: WireValue): Promise<boolean> {
+    const listUnchanged = snapshot.raw === undefined ? 'attribute_not_exists(#courses)' : '#courses = :before';
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.config.usersTable,
+          Key: this.key(snapshot.userId),
+          UpdateExpression: 'SET #courses = :after',
+          ConditionExpression: `attribute_exists(#key) AND ${listUnchanged}`,
+          ExpressionAttributeNames: this.names,
+          ExpressionAttributeValues: {
+            ':after': after as AttributeValue,
+            ...(snapshot.raw === undefined ? {} : { ':before': snapshot.raw as AttributeValue }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+}
