@@ -1,0 +1,106 @@
+import type { SyncDeps } from '../deps';
+import { forEachConcurrently } from '../backoff';
+import { collectEvidence, FULL_SCOPE, planUser, type Issue, type UserPlan } from '../rules/plan';
+import type { ChangeLine } from '../report/report';
+import type { UserSnapshot } from '../store/users-store';
+import { orphanIssues, planPolicy, readPayments } from './policy';
+
+export type UserStatus = 'in-sync' | 'fixed' | 'would-fix' | 'not-found' | 'error';
+
+/** The per-user answer of the public contract. */
+export interface UserResult {
+  readonly userId: string;
+  readonly status: UserStatus;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly duplicatesRemoved: readonly string[];
+  readonly issues: readonly Issue[];
+  readonly error?: string;
+}
+
+export interface UserReconcileOptions {
+  /** Plan and report only; the seed's `validateUserData`. */
+  readonly dryRun: boolean;
+  readonly runId: string;
+}
+
+export interface UserReconcileResult {
+  readonly result: UserResult;
+  readonly change: ChangeLine | undefined;
+}
+
+function answer(userId: string, status: UserStatus, plan: UserPlan | undefined, issues: readonly Issue[]): UserResult {
+  return {
+    userId,
+    status,
+    added: plan?.added ?? [],
+    removed: plan?.removed ?? [],
+    duplicatesRemoved: plan?.duplicatesRemoved ?? [],
+    issues,
+  };
+}
+
+/**
+ * Validates (dry run) or fixes one user against all of their payments: the seed's
+ * `syncUserPayments(userId)`. A person asked for this user, so no grace window applies.
+ */
+export async function reconcileUser(deps: SyncDeps, userId: string, options: UserReconcileOptions): Promise<UserReconcileResult> {
+  const { payments, malformed } = readPayments(await deps.payments.queryByUser(userId), deps.config);
+  const evidence = collectEvidence(payments, { complete: true });
+  const planner = (snapshot: UserSnapshot): UserPlan =>
+    planUser(userId, snapshot.courses, evidence, FULL_SCOPE, planPolicy(deps.config, deps.now()));
+
+  if (options.dryRun) {
+    const snapshot = await deps.users.get(userId);
+    if (!snapshot.exists) return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined };
+    const plan = planner(snapshot);
+    return { result: answer(userId, plan.next ? 'would-fix' : 'in-sync', plan, [...malformed, ...plan.issues]), change: undefined };
+  }
+
+  const outcome = await deps.users.update(userId, planner);
+  if (outcome.kind === 'not-found') {
+    return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined };
+  }
+  if (outcome.kind === 'unchanged') return { result: answer(userId, 'in-sync', outcome.plan, [...malformed, ...outcome.plan.issues]), change: undefined };
+  const { plan } = outcome;
+  return {
+    result: answer(userId, 'fixed', plan, [...malformed, ...plan.issues]),
+    change: changeLine(options.runId, userId, outcome.before.raw, outcome.after, plan, deps.now()),
+  };
+}
+
+export function changeLine(runId: string, userId: string, before: ChangeLine['before'] | undefined, after: ChangeLine['after'], plan: UserPlan, now: number): ChangeLine {
+  return {
+    runId,
+    userId,
+    at: new Date(now).toISOString(),
+    added: plan.added,
+    removed: plan.removed,
+    duplicatesRemoved: plan.duplicatesRemoved,
+    orderIds: [...new Set(plan.issues.flatMap((issue) => (issue.fix === 'none' ? [] : issue.orderIds)))],
+    before: before ?? null,
+    after,
+  };
+}
+
+/** Many users, a few at a time; one user's failure is that user's `error` line, not the call's. */
+export async function reconcileUsers(
+  deps: SyncDeps,
+  userIds: readonly string[],
+  options: UserReconcileOptions,
+  concurrency = 8,
+): Promise<UserReconcileResult[]> {
+  const unique = [...new Set(userIds)];
+  const results = new Map<string, UserReconcileResult>();
+  await forEachConcurrently(unique, concurrency, async (userId) => {
+    try {
+      results.set(userId, await reconcileUser(deps, userId, options));
+    } catch (error) {
+      results.set(userId, {
+        result: { ...answer(userId, 'error', undefined, []), error: (error as Error).message },
+        change: undefined,
+      });
+    }
+  });
+  return unique.map((userId) => results.get(userId) as UserReconcileResult);
+}
