@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { InvalidEventError } from '../core/errors';
+
+/** Beyond this a manual call should be a full run, not a list of ids. */
+export const MAX_USER_IDS_PER_CALL = 1000;
+
+const userIds = z
+  .array(z.string().trim().min(1, 'user ids must be non-empty strings'))
+  .min(1, 'userIds must name at least one user')
+  .max(MAX_USER_IDS_PER_CALL, `at most ${MAX_USER_IDS_PER_CALL} user ids per call; for more, run the full reconciliation (payment-fix / the scheduled run)`);
+
+export const ManualSyncEventSchema = z.strictObject({ userIds, dryRun: z.boolean().optional() });
+export const ManualValidateEventSchema = z.strictObject({ userIds: userIds.optional(), deep: z.boolean().optional() });
+/** What an EventBridge schedule delivers; the target gets the event as it is. */
+export const ScheduledEventSchema = z.looseObject({ 'detail-type': z.literal('Scheduled Event'), source: z.literal('aws.events') });
+
+export type ManualSyncEvent = z.infer<typeof ManualSyncEventSchema>;
+export type ManualValidateEvent = z.infer<typeof ManualValidateEventSchema>;
+
+export function isScheduledEvent(event: unknown): boolean {
+  return ScheduledEventSchema.safeParse(event).success;
+}
+
+/** Parses a manual event or throws an InvalidEventError naming every bad field; nothing has been read or written yet. */
+export function parseEvent<T>(schema: z.ZodType<T>, event: unknown): T {
+  const parsed = schema.safeParse(event);
+  if (parsed.success) return parsed.data;
+  throw new InvalidEventError(
+    parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : 'event'}: ${issue.message}`),
+  );
+}
