@@ -1,0 +1,282 @@
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ShardLog } from './shard-log';
+import type { WireItem } from './shard-log';
+
+/** Operations that can change an item; only these, aimed at the captured table, produce records. */
+const WRITE_OPERATIONS = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
+const JSON_CONTENT_TYPE = 'application/x-amz-json-1.0';
+/** dynalite checks that a request looks signed, never the signature itself. */
+const LOCAL_AUTHORIZATION =
+  'AWS4-HMAC-SHA256 Credential=local/20000101/local/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0';
+
+export interface CaptureProxyOptions {
+  /** The dynalite endpoint the proxy sits in front of. */
+  readonly upstreamEndpoint: string;
+  /** The table whose writes become stream records (the payments table). */
+  readonly tableName: string;
+  readonly region: string;
+  /** An existing shard log to append to; a new one otherwise. */
+  readonly log?: ShardLog;
+}
+
+/** Answers chosen requests with a DynamoDB error instead of forwarding them (fault injection). */
+export interface FaultRule {
+  /** Operation names, e.g. `['UpdateItem', 'PutItem']`; any operation when absent. */
+  readonly operations?: readonly string[];
+  /** Only requests that name this table; any table when absent. */
+  readonly table?: string;
+  /** How many matching requests to fail; every one when absent. */
+  readonly times?: number;
+  /** The DynamoDB error code; `ProvisionedThroughputExceededException` by default. */
+  readonly errorCode?: string;
+}
+
+export interface InjectedFault {
+  /** Matching requests answered with the error so far. */
+  readonly hits: number;
+  remove(): void;
+}
+
+export interface CaptureProxy {
+  /** Point every client (webhook, CLI, Lambda handlers) here instead of at dynalite. */
+  readonly endpoint: string;
+  readonly log: ShardLog;
+  injectFault(rule: FaultRule): InjectedFault;
+  close(): Promise<void>;
+}
+
+/** The upstream answered a read the proxy needs in order to build exact images with an error. */
+export class CaptureReadError extends Error {
+  override readonly name = 'CaptureReadError';
+  constructor(
+    readonly operation: string,
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`${operation} on the upstream failed with HTTP ${status}: ${body}`);
+  }
+}
+
+interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+interface ActiveFault {
+  readonly rule: FaultRule;
+  hits: number;
+  removed: boolean;
+}
+
+/**
+ * A DynamoDB endpoint in front of dynalite that adds what dynalite lacks: a stream. Every
+ * request is forwarded unchanged; a write that touches the captured table is, in addition,
+ * bracketed by consistent reads of the items it names, and each item that changed becomes a
+ * record in the shard log before the client sees the response (so "the write returned" means
+ * "the record is in the log"). Writes to the captured table go through one queue: nothing
+ * can slip between the before-read, the write and the after-read, so the images are exact.
+ * Writes that reach dynalite without passing through the proxy are not captured.
+ */
+export async function startCaptureProxy(options: CaptureProxyOptions): Promise<CaptureProxy> {
+  const upstream = new URL(options.upstreamEndpoint);
+  const log = options.log ?? new ShardLog({ tableName: options.tableName, region: options.region });
+  const faults: ActiveFault[] = [];
+  let keyAttributes: Promise<string[]> | undefined;
+  let writeQueue: Promise<unknown> = Promise.resolve();
+
+  const forward = (method: string, path: string, headers: http.OutgoingHttpHeaders, body: Buffer) =>
+    new Promise<UpstreamResponse>((resolve, reject) => {
+      const request = http.request(
+        { hostname: upstream.hostname, port: upstream.port, method, path, headers },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 500, headers: response.headers, body: Buffer.concat(chunks) }),
+          );
+          response.on('error', reject);
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+
+  const call = async (operation: string, input: unknown): Promise<Record<string, unknown>> => {
+    const body = Buffer.from(JSON.stringify(input));
+    const response = await forward(
+      'POST',
+      '/',
+      {
+        'content-type': JSON_CONTENT_TYPE,
+        'x-amz-target': `DynamoDB_20120810.${operation}`,
+        'x-amz-date': new Date().toISOString().replace(/[-:]|\.\d{3}/g, ''),
+        authorization: LOCAL_AUTHORIZATION,
+        'content-length': body.length,
+      },
+      body,
+    );
+    if (response.status !== 200) throw new CaptureReadError(operation, response.status, response.body.toString());
+    return JSON.parse(response.body.toString()) as Record<string, unknown>;
+  };
+
+  const tableKeyAttributes = (): Promise<string[]> => {
+    keyAttributes ??= call('DescribeTable', { TableName: options.tableName }).then((answer) => {
+      const table = answer.Table as { KeySchema: Array<{ AttributeName: string }> };
+      return table.KeySchema.map((key) => key.AttributeName);
+    });
+    // A failed lookup (table not created yet) is retried by the next write.
+    keyAttributes.catch(() => (keyAttributes = undefined));
+    return keyAttributes;
+  };
+
+  const readItem = async (key: WireItem): Promise<WireItem | undefined> => {
+    const answer = await call('GetItem', { TableName: options.tableName, Key: key, ConsistentRead: true });
+    return answer.Item as WireItem | undefined;
+  };
+
+  /** The keys of captured-table items a write request names. */
+  const keysWritten = async (operation: string, input: Record<string, unknown>): Promise<WireItem[]> => {
+    const keyOf = async (item: WireItem): Promise<WireItem> => {
+      const names = await tableKeyAttributes();
+      return Object.fromEntries(names.filter((name) => item[name]).map((name) => [name, item[name] as WireItem[string]]));
+    };
+    if (operation === 'BatchWriteItem') {
+      const requests = (input.RequestItems as Record<string, unknown[]> | undefined)?.[options.tableName] ?? [];
+      const keys = await Promise.all(
+        (requests as Array<{ PutRequest?: { Item: WireItem }; DeleteRequest?: { Key: WireItem } }>).map((request) =>
+          request.PutRequest ? keyOf(request.PutRequest.Item) : keyOf(request.DeleteRequest?.Key ?? {}),
+        ),
+      );
+      const unique = new Map(keys.map((key) => [JSON.stringify(key), key]));
+      return [...unique.values()];
+    }
+    if (input.TableName !== options.tableName) return [];
+    return [await keyOf((operation === 'PutItem' ? input.Item : input.Key) as WireItem)];
+  };
+
+  const captureWrite = async (
+    operation: string,
+    input: Record<string, unknown>,
+    send: () => Promise<UpstreamResponse>,
+  ): Promise<UpstreamResponse> => {
+    let keys: WireItem[];
+    let before: Array<WireItem | undefined>;
+    try {
+      keys = await keysWritten(operation, input);
+      before = await Promise.all(keys.map(readItem));
+    } catch {
+      // A write whose keys cannot even be read (no such table, a malformed key) is one dynalite
+      // rejects as well: it is answered exactly as dynalite answers it.
+      return send();
+    }
+    const response = await send();
+    if (response.status === 200) {
+      const after = await Promise.all(keys.map(readItem));
+      keys.forEach((key, i) => log.append({ keys: key, oldImage: before[i], newImage: after[i] }));
+    }
+    return response;
+  };
+
+  const serialized = <T>(task: () => Promise<T>): Promise<T> => {
+    const result = writeQueue.then(task);
+    writeQueue = result.catch(() => undefined);
+    return result;
+  };
+
+  const matchingFault = (operation: string, input: Record<string, unknown> | undefined): ActiveFault | undefined =>
+    faults.find(({ rule, hits, removed }) => {
+      if (removed || (rule.times !== undefined && hits >= rule.times)) return false;
+      if (rule.operations && !rule.operations.includes(operation)) return false;
+      return rule.table === undefined || tablesNamed(input).includes(rule.table);
+    });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? '';
+    const input = parseJson(body);
+
+    const fault = matchingFault(operation, input);
+    if (fault) {
+      fault.hits += 1;
+      const code = fault.rule.errorCode ?? 'ProvisionedThroughputExceededException';
+      const errorBody = JSON.stringify({
+        __type: `com.amazonaws.dynamodb.v20120810#${code}`,
+        message: `Injected fault: ${code}`,
+      });
+      res.writeHead(400, { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(errorBody) });
+      res.end(errorBody);
+      return;
+    }
+
+    const send = () => forward(req.method ?? 'POST', req.url ?? '/', req.headers, body);
+    let response: UpstreamResponse;
+    if (input && WRITE_OPERATIONS.has(operation) && tablesNamed(input).includes(options.tableName)) {
+      response = await serialized(() => captureWrite(operation, input, send));
+    } else {
+      response = await send();
+    }
+    res.writeHead(response.status, response.headers);
+    res.end(response.body);
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const message = error instanceof Error ? error.message : String(error);
+      const errorBody = JSON.stringify({ __type: 'com.amazon.coral.service#InternalFailure', message });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': JSON_CONTENT_TYPE });
+      res.end(errorBody);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    log,
+    injectFault(rule) {
+      const fault: ActiveFault = { rule, hits: 0, removed: false };
+      faults.push(fault);
+      return {
+        get hits() {
+          return fault.hits;
+        },
+        remove: () => {
+          fault.removed = true;
+        },
+      };
+    },
+    async close() {
+      await writeQueue;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // SDK clients keep connections alive; they must not hold the server open.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** The tables a request names: `TableName`, or the keys of a batch's `RequestItems`. */
+function tablesNamed(input: Record<string, unknown> | undefined): string[] {
+  if (!input) return [];
+  if (typeof input.TableName === 'string') return [input.TableName];
+  const batch = input.RequestItems;
+  return batch && typeof batch === 'object' ? Object.keys(batch) : [];
+}
+
+function parseJson(body: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(body.toString());
+    return value && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
