@@ -1,7 +1,7 @@
 import type { SyncDeps } from '../deps';
 import { forEachConcurrently } from '../backoff';
 import { collectEvidence, FULL_SCOPE, planUser, type Issue, type UserPlan } from '../rules/plan';
-import type { ChangeLine } from '../report/report';
+import { emptyCounts, emptyIssueCounts, type ChangeLine, type RunMode, type RunSummary } from '../report/report';
 import type { UserSnapshot } from '../store/users-store';
 import { orphanIssues, planPolicy, readPayments } from './policy';
 
@@ -27,6 +27,7 @@ export interface UserReconcileOptions {
 export interface UserReconcileResult {
   readonly result: UserResult;
   readonly change: ChangeLine | undefined;
+  readonly paymentsRead: number;
 }
 
 function answer(userId: string, status: UserStatus, plan: UserPlan | undefined, issues: readonly Issue[]): UserResult {
@@ -45,27 +46,30 @@ function answer(userId: string, status: UserStatus, plan: UserPlan | undefined, 
  * `syncUserPayments(userId)`. A person asked for this user, so no grace window applies.
  */
 export async function reconcileUser(deps: SyncDeps, userId: string, options: UserReconcileOptions): Promise<UserReconcileResult> {
-  const { payments, malformed } = readPayments(await deps.payments.queryByUser(userId), deps.config);
+  const items = await deps.payments.queryByUser(userId);
+  const paymentsRead = items.length;
+  const { payments, malformed } = readPayments(items, deps.config);
   const evidence = collectEvidence(payments, { complete: true });
   const planner = (snapshot: UserSnapshot): UserPlan =>
     planUser(userId, snapshot.courses, evidence, FULL_SCOPE, planPolicy(deps.config, deps.now()));
 
   if (options.dryRun) {
     const snapshot = await deps.users.get(userId);
-    if (!snapshot.exists) return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined };
+    if (!snapshot.exists) return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined, paymentsRead };
     const plan = planner(snapshot);
-    return { result: answer(userId, plan.next ? 'would-fix' : 'in-sync', plan, [...malformed, ...plan.issues]), change: undefined };
+    return { result: answer(userId, plan.next ? 'would-fix' : 'in-sync', plan, [...malformed, ...plan.issues]), change: undefined, paymentsRead };
   }
 
   const outcome = await deps.users.update(userId, planner);
   if (outcome.kind === 'not-found') {
-    return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined };
+    return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined, paymentsRead };
   }
-  if (outcome.kind === 'unchanged') return { result: answer(userId, 'in-sync', outcome.plan, [...malformed, ...outcome.plan.issues]), change: undefined };
+  if (outcome.kind === 'unchanged') return { result: answer(userId, 'in-sync', outcome.plan, [...malformed, ...outcome.plan.issues]), change: undefined, paymentsRead };
   const { plan } = outcome;
   return {
     result: answer(userId, 'fixed', plan, [...malformed, ...plan.issues]),
     change: changeLine(options.runId, userId, outcome.before.raw, outcome.after, plan, deps.now()),
+    paymentsRead,
   };
 }
 
@@ -99,8 +103,27 @@ export async function reconcileUsers(
       results.set(userId, {
         result: { ...answer(userId, 'error', undefined, []), error: (error as Error).message },
         change: undefined,
+        paymentsRead: 0,
       });
     }
   });
   return unique.map((userId) => results.get(userId) as UserReconcileResult);
+}
+
+/** The contract's summary for a per-user run, so `--user` runs report like full ones. */
+export function summarizeUsers(runId: string, mode: RunMode, dryRun: boolean, outcomes: readonly UserReconcileResult[]): RunSummary {
+  const counts = emptyCounts();
+  const issues = emptyIssueCounts();
+  for (const { result, paymentsRead } of outcomes) {
+    counts.paymentsScanned += paymentsRead;
+    counts.usersScanned++;
+    if (result.status === 'fixed') counts.usersFixed++;
+    if (!dryRun) {
+      counts.coursesAdded += result.added.length;
+      counts.coursesRemoved += result.removed.length;
+      counts.duplicatesRemoved += result.duplicatesRemoved.length;
+    }
+    for (const issue of result.issues) issues[issue.kind]++;
+  }
+  return { runId, mode, dryRun, counts, issues };
 }

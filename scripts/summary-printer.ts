@@ -1,0 +1,29 @@
+import { ISSUE_KINDS } from '../lambdas/core/rules/plan';
+import type { RunSummary } from '../lambdas/core/report/report';
+
+const ISSUE_MEANING: Record<(typeof ISSUE_KINDS)[number], string> = {
+  missing: 'paid, not in the list (fix: grant)',
+  duplicate: 'listed twice (fix: keep the first)',
+  revoked: 'refunded/charged back, still listed (removed only with REVOKE_ON_REFUND)',
+  unbacked: 'listed with no paid payment (info; never removed)',
+  'malformed-entry': 'list entry that is no course id (left as is)',
+  'orphan-payment': 'paid, but the user does not exist (never created)',
+  'malformed-payment': 'payment with no user id or no course id',
+};
+
+/** A readable summary: counts, issues by kind with what each means, and where the report is. */
+export function printSummary(summary: RunSummary & Record<string, unknown>, folder: string, say: (line: string) => void): void {
+  const { counts } = summary;
+  const status = typeof summary.status === 'string' ? ` · ${summary.status}` : '';
+  say(`run ${summary.runId} · ${summary.mode}${summary.dryRun ? ' · dry run (nothing written)' : ''}${status}`);
+  say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users`);
+  say(`  fixed ${counts.usersFixed} users: +${counts.coursesAdded} courses, -${counts.coursesRemoved} revoked, -${counts.duplicatesRemoved} duplicates`);
+  for (const kind of ISSUE_KINDS) {
+    if (summary.issues[kind] > 0) say(`  ${String(summary.issues[kind]).padStart(5)} ${kind.padEnd(17)} ${ISSUE_MEANING[kind]}`);
+  }
+  if (ISSUE_KINDS.every((kind) => summary.issues[kind] === 0)) say('  no issues');
+  if (typeof summary.inFlight === 'number' && summary.inFlight > 0) say(`  ${summary.inFlight} payments changed within the grace window were left to the stream`);
+  if (summary.capped) say('  CAPPED: the change cap stopped this run writing; the report lists what was left');
+  if (summary.revocationCapReached) say('  REVOCATION CAP reached: further revocations were only reported');
+  say(`  report: ${folder}/ (summary.json, issues.jsonl, changes.jsonl)`);
+}
