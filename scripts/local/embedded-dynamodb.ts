@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 
 /** Credentials dynalite accepts; it never checks signatures. */
@@ -81,4 +81,10 @@ export async function createTables(client: DynamoDBClient, names: TableNames = D
       AttributeDefinitions: [{ AttributeName: names.userKeyAttr, AttributeType: 'S' }],
     }),
   );
+  // dynalite answers CreateTable with CREATING and flips to ACTIVE on a timer, as DynamoDB does.
+  for (const table of [names.paymentsTable, names.usersTable]) {
+    while ((await client.send(new DescribeTableCommand({ TableName: table }))).Table?.TableStatus !== 'ACTIVE') {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
 }
