@@ -1,7 +1,7 @@
 import type { SyncDeps } from '../deps';
 import { forEachConcurrently } from '../backoff';
 import { isInFlight, type Payment } from '../rules/payment';
-import { collectEvidence, planUser, type CourseEvidence, type Issue, type PlanScope } from '../rules/plan';
+import { collectEvidence, planUser, type CourseEvidence, type Issue, type PlanScope, type UserPlan } from '../rules/plan';
 import {
   emptyCounts,
   emptyIssueCounts,
@@ -68,8 +68,10 @@ class RunState {
   readonly startedAt: number;
   readonly writes: boolean;
   private readonly reported = new Set<string>();
-  usersChanging = 0;
-  revocations = 0;
+  /** Users this run changed: `usersFixed`, and what the change cap counts. */
+  private readonly changedUsers = new Set<string>();
+  private changesInFlight = 0;
+  private revocationsClaimed = 0;
   capped = false;
   revocationCapReached = false;
   incomplete = false;
@@ -101,22 +103,38 @@ class RunState {
     this.sink.issue({ ...issue, runId: this.options.runId, applied });
   }
 
-  revokeAllowed(): boolean {
-    if (!this.deps.config.revokeOnRefund) return false;
-    if (this.revocations < this.deps.config.maxRevocationsPerRun) return true;
-    this.revocationCapReached = true;
-    return false;
+  /** Claims `count` revocations against the run's cap; claims are made before writing, so concurrent users cannot overshoot it. */
+  claimRevocations(count: number): boolean {
+    if (this.revocationsClaimed + count > this.deps.config.maxRevocationsPerRun) {
+      this.revocationCapReached = true;
+      return false;
+    }
+    this.revocationsClaimed += count;
+    return true;
   }
 
-  /** Claims one of the run's user changes; false once the cap is reached. */
-  reserveChange(): boolean {
+  releaseRevocations(count: number): void {
+    this.revocationsClaimed -= count;
+  }
+
+  /** Claims a change of `userId` against the change cap; a user already changed by this run is free. */
+  claimChange(userId: string): boolean {
     const cap = this.options.maxUserChanges;
-    if (cap !== undefined && this.usersChanging >= cap) {
+    if (this.changedUsers.has(userId) || cap === undefined) return true;
+    if (this.changedUsers.size + this.changesInFlight >= cap) {
       this.capped = true;
       return false;
     }
-    this.usersChanging++;
+    this.changesInFlight++;
     return true;
+  }
+
+  settleChange(userId: string, claimed: boolean, changed: boolean): void {
+    if (claimed && this.options.maxUserChanges !== undefined && !this.changedUsers.has(userId)) this.changesInFlight--;
+    if (changed && !this.changedUsers.has(userId)) {
+      this.changedUsers.add(userId);
+      this.counts.usersFixed++;
+    }
   }
 
   progress(): void {
@@ -135,26 +153,37 @@ class RunState {
  */
 async function reconcile(run: RunState, userId: string, snapshot: UserSnapshot | undefined, evidence: CourseEvidence, scope: PlanScope): Promise<void> {
   const { deps } = run;
-  const planner = (current: UserSnapshot) => planUser(userId, current.courses, evidence, scope, planPolicy(deps.config, run.startedAt, run.revokeAllowed()));
+  let revocationsClaimed = 0;
+  const planner = (current: UserSnapshot): UserPlan => {
+    const plan = planUser(userId, current.courses, evidence, scope, planPolicy(deps.config, run.startedAt));
+    const more = plan.removed.length - revocationsClaimed;
+    if (more <= 0 || run.claimRevocations(more)) {
+      revocationsClaimed = Math.max(revocationsClaimed, plan.removed.length);
+      return plan;
+    }
+    return planUser(userId, current.courses, evidence, scope, planPolicy(deps.config, run.startedAt, false));
+  };
   const current = snapshot ?? (await deps.users.get(userId));
   if (!current.exists) return;
   const first = planner(current);
-  if (!first.next || !run.writes || !run.reserveChange()) {
+  if (!first.next || !run.writes || !run.claimChange(userId)) {
+    // A dry run keeps its claims, so that it reports what a real run would do at the cap.
+    if (run.writes) run.releaseRevocations(revocationsClaimed);
     for (const issue of first.issues) run.report(issue, false);
     return;
   }
   const outcome = await deps.users.update(userId, planner, current);
+  run.settleChange(userId, true, outcome.kind === 'changed');
   if (outcome.kind !== 'changed') {
-    run.usersChanging--;
+    run.releaseRevocations(revocationsClaimed);
     if (outcome.kind === 'unchanged') for (const issue of outcome.plan.issues) run.report(issue, false);
     return;
   }
   const { plan } = outcome;
-  run.counts.usersFixed++;
+  run.releaseRevocations(revocationsClaimed - plan.removed.length);
   run.counts.coursesAdded += plan.added.length;
   run.counts.coursesRemoved += plan.removed.length;
   run.counts.duplicatesRemoved += plan.duplicatesRemoved.length;
-  run.revocations += plan.removed.length;
   for (const issue of plan.issues) run.report(issue, issue.fix !== 'none');
   run.sink.change(changeLine(run.options.runId, userId, outcome.before.raw, outcome.after, plan, deps.now()));
 }

@@ -1,0 +1,131 @@
+import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
+import { runFullReconciliation, type FullRunOptions } from '../../lambdas/core/jobs/full-run';
+import { MemorySink, type RunMode } from '../../lambdas/core/report/report';
+import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
+import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
+
+function options(mode: RunMode, overrides: Partial<FullRunOptions> = {}): FullRunOptions {
+  return { runId: `run-${mode}`, mode, dryRun: false, deep: false, segments: 3, concurrency: 3, maxUserChanges: undefined, pageSize: 7, ...overrides };
+}
+
+describe('full reconciliation over the demo data', () => {
+  let tables: TestTables;
+  let deps: SyncDeps;
+
+  beforeAll(async () => {
+    tables = await startTestTables();
+    deps = createSyncDeps(tables.config, tables.client);
+    await loadDemoData(tables.client, tables.config, generateDemoData({ users: 150, seed: 11 }, tables.config));
+  });
+  afterAll(() => tables.close());
+
+  test('validate → fix → validate: drift found, fixed, gone; validation and dry runs write nothing', async () => {
+    const before = { users: await tables.dump('users'), payments: await tables.dump('payments') };
+    const first = await runFullReconciliation(deps, options('validate'), new MemorySink());
+    const dry = await runFullReconciliation(deps, options('fix', { dryRun: true }), new MemorySink());
+    expect(await tables.dump('users')).toEqual(before.users);
+    expect(first.dryRun).toBe(true);
+    expect(first.counts.paymentsScanned).toBe(before.payments.length);
+    expect(first.counts.usersScanned).toBe(before.users.length);
+    for (const kind of ['missing', 'duplicate', 'revoked', 'malformed-entry', 'orphan-payment', 'malformed-payment'] as const) {
+      expect(first.issues[kind]).toBeGreaterThan(0);
+    }
+    expect(dry.issues).toEqual(first.issues);
+    expect(dry.counts.usersFixed).toBe(0);
+
+    const sink = new MemorySink();
+    const fix = await runFullReconciliation(deps, options('fix'), sink);
+    expect(fix.counts.coursesAdded).toBe(first.issues.missing);
+    expect(fix.counts.duplicatesRemoved).toBe(first.issues.duplicate);
+    expect(fix.counts.coursesRemoved).toBe(0);
+    expect(new Set(sink.changes.map((change) => change.userId)).size).toBe(fix.counts.usersFixed);
+    expect(sink.issues.filter((line) => line.kind === 'missing').every((line) => line.applied && line.orderIds.length > 0)).toBe(true);
+    // The change log can undo the run: each user's first `before` is the list as it was.
+    const beforeByUser = new Map(before.users.map((item) => [item.userId?.S, item.purchasedCourses ?? null]));
+    const firstChange = new Map([...sink.changes].reverse().map((change) => [change.userId, change]));
+    for (const [userId, change] of firstChange) expect(change.before).toEqual(beforeByUser.get(userId));
+
+    const after = await runFullReconciliation(deps, options('validate'), new MemorySink());
+    expect(after.issues.missing).toBe(0);
+    expect(after.issues.duplicate).toBe(0);
+    expect(after.issues.revoked).toBe(first.issues.revoked);
+    expect(after.issues['orphan-payment']).toBe(first.issues['orphan-payment']);
+
+    const snapshot = await tables.dump('users');
+    const again = await runFullReconciliation(deps, options('fix'), new MemorySink());
+    expect(again.counts.usersFixed).toBe(0);
+    expect(await tables.dump('users')).toEqual(snapshot);
+    // Orphans are reported, never created.
+    expect(snapshot.length).toBe(before.users.length);
+  });
+});
+
+describe('full reconciliation rules', () => {
+  let tables: TestTables;
+  afterEach(() => tables.close());
+
+  test('payments inside the grace window are left to the stream; outside it they are granted', async () => {
+    tables = await startTestTables();
+    const now = Date.parse('2026-06-01T12:00:00Z');
+    const deps = createSyncDeps(tables.config, tables.client, () => now);
+    await tables.putUser('u1', { L: [] });
+    await tables.putPayment('recent', { userId: 'u1', courseId: 'c-recent', status: 'settlement', updatedAt: '2026-06-01T11:58:00Z' });
+    await tables.putPayment('old', { userId: 'u1', courseId: 'c-old', status: 'settlement', updatedAt: '2026-06-01T11:50:00Z' });
+    const result = await runFullReconciliation(deps, options('fix'), new MemorySink());
+    expect(result.inFlight).toBe(1);
+    expect(courseIdsOf(await tables.userCourses('u1'))).toEqual(['c-old']);
+  });
+
+  test('a scheduled run stops writing at its change cap and reports the rest as not applied', async () => {
+    tables = await startTestTables();
+    const deps = createSyncDeps(tables.config, tables.client);
+    for (let i = 1; i <= 6; i++) {
+      await tables.putUser(`u${i}`, { L: [] });
+      await tables.putPayment(`o${i}`, { userId: `u${i}`, courseId: 'c1', status: 'settlement' });
+    }
+    const sink = new MemorySink();
+    const result = await runFullReconciliation(deps, options('cron-sync', { maxUserChanges: 2 }), sink);
+    expect(result.capped).toBe(true);
+    expect(result.counts.usersFixed).toBe(2);
+    expect(sink.issues.filter((line) => line.kind === 'missing' && !line.applied)).toHaveLength(4);
+    let granted = 0;
+    for (let i = 1; i <= 6; i++) granted += courseIdsOf(await tables.userCourses(`u${i}`)).length;
+    expect(granted).toBe(2);
+  });
+
+  test('revocations stop at the per-run cap', async () => {
+    tables = await startTestTables({ REVOKE_ON_REFUND: 'true', MAX_REVOCATIONS_PER_RUN: '1' });
+    const deps = createSyncDeps(tables.config, tables.client);
+    for (let i = 1; i <= 3; i++) {
+      await tables.putUser(`u${i}`, { L: [{ S: 'c1' }] });
+      await tables.putPayment(`o${i}`, { userId: `u${i}`, courseId: 'c1', status: 'refund' });
+    }
+    const result = await runFullReconciliation(deps, options('fix', { segments: 1, concurrency: 1 }), new MemorySink());
+    expect(result.counts.coursesRemoved).toBe(1);
+    expect(result.revocationCapReached).toBe(true);
+    expect(result.issues.revoked).toBe(3);
+  });
+
+  test('deep validation reports unbacked courses; the default skips the index queries', async () => {
+    tables = await startTestTables();
+    const deps = createSyncDeps(tables.config, tables.client);
+    await tables.putUser('u1', { L: [{ S: 'free-course' }, { S: 'paid' }] });
+    await tables.putPayment('o1', { userId: 'u1', courseId: 'paid', status: 'settlement' });
+    const shallow = await runFullReconciliation(deps, options('validate'), new MemorySink());
+    const sink = new MemorySink();
+    const deep = await runFullReconciliation(deps, options('validate', { deep: true }), sink);
+    expect(shallow.issues.unbacked).toBe(0);
+    expect(deep.issues.unbacked).toBe(1);
+    expect(sink.issues.find((line) => line.kind === 'unbacked')).toMatchObject({ userId: 'u1', courseId: 'free-course', fix: 'none' });
+  });
+
+  test('a run past its deadline stops at a page boundary and says it is incomplete', async () => {
+    tables = await startTestTables();
+    const deps = createSyncDeps(tables.config, tables.client);
+    await tables.putUser('u1', { L: [] });
+    await tables.putPayment('o1', { userId: 'u1', courseId: 'c1', status: 'settlement' });
+    const result = await runFullReconciliation(deps, options('cron-sync', { deadline: Date.now() - 1 }), new MemorySink());
+    expect(result.status).toBe('incomplete');
+    expect(result.counts.paymentsScanned).toBe(0);
+  });
+});
