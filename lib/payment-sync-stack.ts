@@ -1,0 +1,56 @@
+import { RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { lambdaEnvironment, type DeployConfig } from './config';
+import { HealthCheck } from './constructs/health-check';
+import { Monitoring } from './constructs/monitoring';
+import { PaymentTables } from './constructs/payment-tables';
+import { RealtimeSync } from './constructs/realtime-sync';
+import { Reconciliation } from './constructs/reconciliation';
+import type { SharedFunctionProps } from './constructs/sync-function';
+
+export interface PaymentSyncStackProps extends StackProps {
+  readonly config: DeployConfig;
+}
+
+/** payment-sync for one stage: tables (imported or created), real-time path, full runs, health, monitoring. */
+export class PaymentSyncStack extends Stack {
+  readonly tables: PaymentTables;
+  readonly realtime: RealtimeSync;
+  readonly reconciliation: Reconciliation;
+  readonly health: HealthCheck;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: PaymentSyncStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    Tags.of(this).add('project', 'payment-sync');
+    Tags.of(this).add('stage', config.stage);
+
+    // A dev stack cleans up after itself; prod keeps its audit logs and keys.
+    const disposable = config.stage === 'prod' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    this.tables = new PaymentTables(this, 'Tables', config);
+    const functionDefaults: SharedFunctionProps = {
+      environment: lambdaEnvironment(config, this.tables.names),
+      logRetention: config.logging.retentionDays,
+      logRemovalPolicy: disposable,
+    };
+
+    this.realtime = new RealtimeSync(this, 'Realtime', { config, tables: this.tables, functionDefaults });
+    this.reconciliation = new Reconciliation(this, 'Reconciliation', { config, tables: this.tables, functionDefaults });
+    this.health = new HealthCheck(this, 'Health', {
+      config,
+      tables: this.tables,
+      failureQueue: this.realtime.failureQueue,
+      functionDefaults,
+    });
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      config,
+      stream: this.realtime.handler,
+      failureQueue: this.realtime.failureQueue,
+      sync: this.reconciliation.sync,
+      validate: this.reconciliation.validate,
+      health: this.health.handler,
+      removalPolicy: disposable,
+    });
+  }
+}
