@@ -41,7 +41,7 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-function parseCommandLine(argv: string[]) {
+export function parseCommandLine(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -93,7 +93,7 @@ async function assertTablesReachable(deps: SyncDeps): Promise<void> {
   }
 }
 
-async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void): Promise<{ summary: unknown; exitCode: number }> {
+export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void): Promise<{ summary: unknown; exitCode: number }> {
   const spec = COMMANDS[cli.command];
   if (spec.mode === undefined) {
     const report = await checkHealth(deps, { expectStream: !embedded });

@@ -1,6 +1,6 @@
 import type { RunProgress } from '../lambdas/core/jobs/full-run';
 
-/** A bar redrawn in place on a terminal; a plain line per finished segment otherwise (logs, CI). */
+/** A bar redrawn in place on a terminal; otherwise a plain line each quarter of the segments (logs, CI). */
 export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): { update(progress: RunProgress): void; done(): void } {
   let lastSegments = -1;
   let drawn = false;
@@ -12,7 +12,7 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): { 
         const filled = Math.round((progress.segmentsDone / Math.max(1, progress.segmentsTotal)) * width);
         stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}`);
         drawn = true;
-      } else if (progress.segmentsDone !== lastSegments) {
+      } else if (progress.segmentsDone !== lastSegments && progress.segmentsDone % Math.ceil(progress.segmentsTotal / 4) === 0) {
         lastSegments = progress.segmentsDone;
         stream.write(`progress: ${text}\n`);
       }
