@@ -41,22 +41,30 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        user: { type: 'string', multiple: true },
+        'dry-run': { type: 'boolean', default: false },
+        deep: { type: 'boolean', default: false },
+        'max-changes': { type: 'string' },
+        segments: { type: 'string' },
+        'report-dir': { type: 'string', default: 'reports' },
+        json: { type: 'boolean', default: false },
+        'demo-users': { type: 'string', default: '200' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
 export function parseCommandLine(argv: string[]) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      user: { type: 'string', multiple: true },
-      'dry-run': { type: 'boolean', default: false },
-      deep: { type: 'boolean', default: false },
-      'max-changes': { type: 'string' },
-      segments: { type: 'string' },
-      'report-dir': { type: 'string', default: 'reports' },
-      json: { type: 'boolean', default: false },
-      'demo-users': { type: 'string', default: '200' },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  const { values, positionals } = parseFlags(argv);
   const name = positionals[0];
   if (values.help) throw new UsageError('');
   if (!name || !(name in COMMANDS)) throw new UsageError(`unknown command "${name ?? ''}"`);
@@ -152,8 +160,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   try {
     cli = parseCommandLine(argv);
   } catch (error) {
-    console.error(error instanceof UsageError && error.message ? `${error.message}\n\n${USAGE}` : USAGE);
-    return error instanceof UsageError && !error.message ? 0 : 2;
+    const asked = error instanceof UsageError && !error.message;
+    if (asked) console.log(USAGE);
+    else console.error(`payment-sync: ${(error as Error).message}\n\n${USAGE}`);
+    return asked ? 0 : 2;
   }
   // With --json, stdout carries only the summary line; everything else goes to stderr.
   const say = (line: string): void => void (cli.json ? process.stderr : process.stdout).write(`${line}\n`);

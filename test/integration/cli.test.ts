@@ -1,0 +1,59 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ISSUE_KINDS } from '../../lambdas/core/rules/plan';
+
+const root = join(__dirname, '..', '..');
+const tsx = join(root, 'node_modules', '.bin', 'tsx');
+
+/** Runs the command line as an operator would, on the embedded default unless env says otherwise. */
+function cli(args: string[], env: Record<string, string> = {}) {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DYNAMODB_')));
+  const run = spawnSync(tsx, ['scripts/cli.ts', ...args], { cwd: root, encoding: 'utf8', env: { ...base, ...env } });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr, lastLine: run.stdout.trim().split('\n').pop() ?? '' };
+}
+
+describe('the command line', () => {
+  const reports = mkdtempSync(join(tmpdir(), 'cli-reports-'));
+
+  test('--json prints the contract summary as the last stdout line, and the report folder holds the run', () => {
+    const run = cli(['fix', '--json', '--demo-users', '60', '--report-dir', reports]);
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.lastLine);
+    expect(summary).toMatchObject({ mode: 'fix', dryRun: false, runId: expect.any(String) });
+    for (const key of ['paymentsScanned', 'usersScanned', 'usersFixed', 'coursesAdded', 'coursesRemoved', 'duplicatesRemoved']) {
+      expect(typeof summary.counts[key]).toBe('number');
+    }
+    expect(Object.keys(summary.issues).sort()).toEqual([...ISSUE_KINDS].sort());
+    expect(summary.counts.coursesAdded).toBeGreaterThan(0);
+    const folder = join(reports, summary.runId);
+    expect(readdirSync(folder).sort()).toEqual(['changes.jsonl', 'issues.jsonl', 'summary.json']);
+    expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8')).counts).toEqual(summary.counts);
+    const changes = readFileSync(join(folder, 'changes.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    expect(new Set(changes.map((change) => change.userId)).size).toBe(summary.counts.usersFixed);
+  });
+
+  test('--user narrows to named users; the migration backs up users first', () => {
+    const single = cli(['validate', '--user', 'user-00003', '--user', 'nobody', '--json', '--report-dir', reports]);
+    expect(single.code).toBe(0);
+    expect(JSON.parse(single.lastLine).counts.usersScanned).toBe(2);
+    const migrate = cli(['migrate', '--json', '--demo-users', '40', '--report-dir', reports]);
+    expect(migrate.code).toBe(0);
+    const summary = JSON.parse(migrate.lastLine);
+    expect(summary.backup).toMatchObject({ kind: 'file', items: 40 });
+    expect(readFileSync(summary.backup.location, 'utf8').trim().split('\n')).toHaveLength(40);
+  });
+
+  test('it exits non-zero with a clear message when it cannot run', () => {
+    const badConfig = cli(['validate'], { DYNAMODB_PAYMENTS_TABLE: 'lms-payments', PURCHASED_COURSES_FORMAT: 'xml' });
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toMatch(/DYNAMODB_USERS_TABLE is required.*PURCHASED_COURSES_FORMAT must be one of/);
+    const unreachable = cli(['validate'], { DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', DYNAMODB_PAYMENTS_TABLE: 'p', DYNAMODB_USERS_TABLE: 'u' });
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toMatch(/cannot reach DynamoDB at http:\/\/127\.0\.0\.1:9/);
+    const usage = cli(['validate', '--segments', 'many']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/--segments takes a whole number/);
+  });
+});
