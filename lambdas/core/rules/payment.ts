@@ -11,6 +11,8 @@ export interface StatusRules {
 /** Midtrans words whose meaning does not depend on configuration. */
 const PENDING = new Set(['pending', 'authorize']);
 const FAILED = new Set(['deny', 'cancel', 'expire', 'failure']);
+/** The customer got part of the money back and keeps the course, unless the operator lists these as revoking. */
+const PARTIAL_REVERSALS = new Set(['partial_refund', 'partial_chargeback']);
 
 /**
  * Midtrans notification semantics: `capture` is only money in hand when the fraud screen
@@ -28,6 +30,7 @@ export function classifyStatus(status: string | undefined, fraudStatus: string |
   }
   if (rules.paidStatuses.includes(word)) return 'paid';
   if (rules.revokedStatuses.includes(word)) return 'revoked';
+  if (PARTIAL_REVERSALS.has(word)) return 'paid';
   if (PENDING.has(word)) return 'pending';
   if (FAILED.has(word)) return 'failed';
   return 'unknown';
