@@ -34,6 +34,7 @@ const USAGE = `usage: npm run <payment-validate|payment-fix|payment-sync|payment
   --report-dir DIR   where the run's report folder goes (default ./reports)
   --json             print the summary as one JSON object on the last line of stdout
   --demo-users N     size of the embedded demo data set (embedded default only; default 200)
+  --demo-seed N      seed of the embedded demo data set (default 7)
 With no DYNAMODB_ENDPOINT and no table variables set, runs against an embedded dynalite with demo data.
 ${Object.values(COMMANDS).map((command) => `  ${command.about}`).join('\n')}`;
 
@@ -55,6 +56,7 @@ function parseFlags(argv: string[]) {
         'report-dir': { type: 'string', default: 'reports' },
         json: { type: 'boolean', default: false },
         'demo-users': { type: 'string', default: '200' },
+        'demo-seed': { type: 'string', default: '7' },
         help: { type: 'boolean', default: false },
       },
     });
@@ -84,6 +86,7 @@ export function parseCommandLine(argv: string[]) {
     reportDir: values['report-dir'],
     json: values.json,
     demoUsers: whole('demo-users', values['demo-users']) ?? 200,
+    demoSeed: whole('demo-seed', values['demo-seed']) ?? 7,
   };
 }
 type CommandLine = ReturnType<typeof parseCommandLine>;
@@ -171,7 +174,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   let local: Awaited<ReturnType<typeof startDemoEnvironment>> | undefined;
   try {
     if (embedded) {
-      local = await startDemoEnvironment(cli.demoUsers);
+      local = await startDemoEnvironment(cli.demoUsers, cli.demoSeed);
       say(`no DYNAMODB_ENDPOINT or table names set: embedded dynalite at ${local.endpoint} with ${local.dataset.users.length} demo users and ${local.dataset.payments.length} payments`);
     }
     const config = loadConfig(local ? { ...env, ...local.env } : env);
