@@ -1,4 +1,4 @@
-import { RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { lambdaEnvironment, type DeployConfig } from './config';
 import { HealthCheck } from './constructs/health-check';
@@ -52,5 +52,19 @@ export class PaymentSyncStack extends Stack {
       health: this.health.handler,
       removalPolicy: disposable,
     });
+
+    // What operators need by name: DEPLOY.md reads these with `aws cloudformation describe-stacks`.
+    const outputs: Record<string, [string, string]> = {
+      StreamFunctionName: [this.realtime.handler.function.functionName, 'Stream Lambda (real-time grants and revocations)'],
+      SyncFunctionName: [this.reconciliation.sync.function.functionName, 'Invoke with {"userIds":[...],"dryRun":true|false}'],
+      ValidateFunctionName: [this.reconciliation.validate.function.functionName, 'Invoke with {"userIds":[...]} or {} (read-only)'],
+      HealthFunctionName: [this.health.handler.function.functionName, 'Invoke with {}'],
+      FailureQueueUrl: [this.realtime.failureQueue.queueUrl, 'Stream batches that could not be processed'],
+      AlarmTopicArn: [this.monitoring.topic.topicArn, 'Subscribe more endpoints here'],
+      DashboardName: [this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard'],
+      PaymentsTableName: [this.tables.payments.tableName, 'Payments table in use'],
+      UsersTableName: [this.tables.users.tableName, 'Users table in use'],
+    };
+    for (const [id, [value, description]] of Object.entries(outputs)) new CfnOutput(this, id, { value, description });
   }
 }

@@ -425,6 +425,25 @@ describe('dashboard', () => {
   });
 });
 
+describe('outputs', () => {
+  it('names what operators invoke and watch', () => {
+    expect(Object.keys(template().findOutputs('*')).sort()).toEqual(
+      [
+        'AlarmTopicArn',
+        'DashboardName',
+        'FailureQueueUrl',
+        'HealthFunctionName',
+        'PaymentsTableName',
+        'StreamFunctionName',
+        'SyncFunctionName',
+        'UsersTableName',
+        'ValidateFunctionName',
+      ].sort(),
+    );
+    template().hasOutput('SyncFunctionName', { Value: { Ref: logicalId(functions().sync.function) } });
+  });
+});
+
 describe('cdk-nag (AWS Solutions)', () => {
   it('reports no unacknowledged finding', () => {
     const report = new AwsSolutionsChecks().validateScope(synthesized.app);
