@@ -35,9 +35,11 @@ export class SyncFunction extends Construct {
   readonly function: nodejs.NodejsFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  private readonly handlerName: HandlerName;
 
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
     super(scope, id);
+    this.handlerName = props.handler;
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `payment-sync ${props.handler} function`,
@@ -87,7 +89,7 @@ export class SyncFunction extends Construct {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
       }),
-      description: `EventBridge Scheduler: invokes the payment-sync ${this.node.id} function`,
+      description: `EventBridge Scheduler: invokes the payment-sync ${this.handlerName} function`,
     });
     const schedule = new scheduler.Schedule(this, id, {
       description: props.description,

@@ -450,6 +450,20 @@ describe('cdk-nag (AWS Solutions)', () => {
     expect(report.violations.map((violation) => `${violation.ruleName} ${violation.violatingResources.map((r) => r.constructPath)}`)).toEqual([]);
   });
 
+  it('acknowledges only the expected findings, each with its reason, written into the template', () => {
+    const acknowledged = Object.values(template().toJSON().Resources as Record<string, { Metadata?: { cdk_nag?: { rules_to_suppress: Array<{ id: string; reason: string }> } } }>)
+      .flatMap((resource) => resource.Metadata?.cdk_nag?.rules_to_suppress ?? []);
+    for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(40);
+    // Written on every resource under the acknowledged construct (a role and its policy, say).
+    expect(new Set(acknowledged.map(({ id }) => id.replace(/<\w+\.Arn>/, '<function>')))).toEqual(
+      new Set([
+        'AwsSolutions-IAM5[Resource::*]', // stream role (dynamodb:ListStreams), health role (CloudWatch metric reads)
+        'AwsSolutions-IAM5[Resource::<function>:*]', // the scheduler roles: invoke the function's versions
+        'AwsSolutions-SQS3', // the failure queue is itself the dead end
+      ]),
+    );
+  });
+
   it('fails the synth of the app when a finding is not acknowledged', () => {
     const app = new App({ context: CONTEXT, outdir: mkdtempSync(join(tmpdir(), 'payment-sync-cdk-')) });
     const built = addPaymentSync(app);
