@@ -451,8 +451,9 @@ describe('cdk-nag (AWS Solutions)', () => {
   });
 
   it('acknowledges only the expected findings, each with its reason, written into the template', () => {
-    const acknowledged = Object.values(template().toJSON().Resources as Record<string, { Metadata?: { cdk_nag?: { rules_to_suppress: Array<{ id: string; reason: string }> } } }>)
-      .flatMap((resource) => resource.Metadata?.cdk_nag?.rules_to_suppress ?? []);
+    type Acknowledged = { Metadata?: { cdk_nag?: { rules_to_suppress: Array<{ id: string; reason: string }> } } };
+    const resources = Object.values(template().toJSON().Resources as Record<string, Acknowledged>);
+    const acknowledged = resources.flatMap((resource) => resource.Metadata?.cdk_nag?.rules_to_suppress ?? []);
     for (const { reason } of acknowledged) expect(reason.length).toBeGreaterThan(40);
     // Written on every resource under the acknowledged construct (a role and its policy, say).
     expect(new Set(acknowledged.map(({ id }) => id.replace(/<\w+\.Arn>/, '<function>')))).toEqual(
