@@ -47,11 +47,18 @@ type Env = Readonly<Record<string, string | undefined>>;
 export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** `DEBUG=true` (the seed's switch) wins over `LOG_LEVEL`; undefined when LOG_LEVEL is not a level. */
-export function logLevelFrom(env: Env): LogLevel | undefined {
-  if (env.DEBUG?.trim().toLowerCase() === 'true') return 'DEBUG';
+const TRUE_WORDS = ['true', '1', 'yes'];
+const FALSE_WORDS = ['false', '0', 'no'];
+
+function namedLogLevel(env: Env): LogLevel | undefined {
   const level = (env.LOG_LEVEL?.trim() || 'INFO').toUpperCase();
   return LOG_LEVELS.find((candidate) => candidate === level);
+}
+
+/** `DEBUG=true` (the seed's switch) wins over `LOG_LEVEL`; undefined when LOG_LEVEL is not a level. */
+export function logLevelFrom(env: Env): LogLevel | undefined {
+  if (TRUE_WORDS.includes(env.DEBUG?.trim().toLowerCase() ?? '')) return 'DEBUG';
+  return namedLogLevel(env);
 }
 
 /**
@@ -78,8 +85,8 @@ export function loadConfig(env: Env = process.env): SyncConfig {
   const bool = (name: string, fallback: boolean): boolean => {
     const value = env[name]?.trim().toLowerCase();
     if (!value) return fallback;
-    if (['true', '1', 'yes'].includes(value)) return true;
-    if (['false', '0', 'no'].includes(value)) return false;
+    if (TRUE_WORDS.includes(value)) return true;
+    if (FALSE_WORDS.includes(value)) return false;
     problems.push(`${name} must be true or false (got "${env[name]}")`);
     return fallback;
   };
@@ -107,7 +114,7 @@ export function loadConfig(env: Env = process.env): SyncConfig {
 
   bool('DEBUG', false);
   const logLevel = logLevelFrom(env);
-  if (!logLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
+  if (!namedLogLevel(env)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
   const config: SyncConfig = {
     paymentsTable: text('DYNAMODB_PAYMENTS_TABLE'),
     usersTable: text('DYNAMODB_USERS_TABLE'),

@@ -432,7 +432,7 @@ describe('planUser', () => {
   });
 
   // BUG, end to end: see rules-payment.test.ts (readTextList and string sets with a blank item).
-  test.failing('BUG: a paid payment whose course set holds a blank id makes every fix append another entry', () => {
+  test('fixed bug: a paid payment whose course set holds a blank id makes every fix append another entry', () => {
     const reading = readPayment(
       { orderId: { S: 'o1' }, userId: { S: 'u1' }, courseId: { SS: ['c1', ' '] }, status: { S: 'settlement' } },
       { id: 'orderId', user: 'userId', course: 'courseId', status: 'status', fraud: 'fraudStatus', updated: 'updatedAt' },

@@ -31,7 +31,7 @@ export function readTextList(value: WireValue | undefined): string[] | undefined
   if (value === undefined) return undefined;
   const single = readText(value);
   if (single !== undefined) return [single];
-  const items = value.SS ?? value.L?.map(readText);
+  const items = (value.SS ?? value.L)?.map((item) => (typeof item === 'string' ? readText({ S: item }) : readText(item)));
   if (!items || items.length === 0 || items.some((item) => item === undefined)) return undefined;
   return items as string[];
 }

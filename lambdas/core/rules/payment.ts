@@ -52,13 +52,15 @@ export type PaymentReading =
 
 /** Reads a payment item through the attribute mapping; a payment it cannot act on is a problem, not an exception. */
 export function readPayment(item: WireItem, attributes: PaymentAttributes, rules: StatusRules): PaymentReading {
-  const orderId = readText(item[attributes.id]) ?? '(no order id)';
+  const orderId = readText(item[attributes.id]);
   const userId = readText(item[attributes.user]);
   const courseIds = readTextList(item[attributes.course]);
   const problems: string[] = [];
+  // Without an order id nothing the sync writes or reports could be traced back to the payment.
+  if (!orderId) problems.push(`no ${attributes.id}`);
   if (!userId) problems.push(`no ${attributes.user}`);
   if (!courseIds) problems.push(`no ${attributes.course}`);
-  if (!userId || !courseIds) return { ok: false, orderId, userId, problem: problems.join(', ') };
+  if (!orderId || !userId || !courseIds) return { ok: false, orderId: orderId ?? '(no order id)', userId, problem: problems.join(', ') };
   const status = readText(item[attributes.status]) ?? '';
   const updatedText = readText(item[attributes.updated]);
   const updatedAt = updatedText === undefined ? undefined : Date.parse(updatedText);
@@ -75,7 +77,11 @@ export function readPayment(item: WireItem, attributes: PaymentAttributes, rules
   };
 }
 
-/** In flight: changed so recently that the stream may still be delivering it. */
+/**
+ * In flight: changed so recently that the stream may still be delivering it. A time further
+ * in the future than the window (clock skew, a local time read as UTC) counts as old, so a bad
+ * stamp cannot hide a payment from every run.
+ */
 export function isInFlight(payment: Payment, now: number, graceMinutes: number): boolean {
-  return payment.updatedAt !== undefined && now - payment.updatedAt < graceMinutes * 60_000;
+  return payment.updatedAt !== undefined && Math.abs(now - payment.updatedAt) < graceMinutes * 60_000;
 }
