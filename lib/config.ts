@@ -263,7 +263,12 @@ export function lambdaEnvironment(config: DeployConfig, tables: TableNames): Rec
 
 /** The health function also inspects the stream's failure queue. */
 export function healthEnvironment(config: DeployConfig, tables: TableNames, failureQueueUrl: string): Record<string, string> {
-  return { ...lambdaEnvironment(config, tables), FAILURE_QUEUE_URL: failureQueueUrl };
+  const syncInterval = scheduleIntervalMinutes(config.schedules.sync);
+  return {
+    ...lambdaEnvironment(config, tables),
+    FAILURE_QUEUE_URL: failureQueueUrl,
+    ...(syncInterval === undefined ? {} : { SYNC_INTERVAL_MINUTES: String(syncInterval) }),
+  };
 }
 
 /**

@@ -11,8 +11,14 @@ const userIds = z
 
 export const ManualSyncEventSchema = z.strictObject({ userIds, dryRun: z.boolean().optional() });
 export const ManualValidateEventSchema = z.strictObject({ userIds: userIds.optional(), deep: z.boolean().optional() });
-/** What an EventBridge schedule delivers; the target gets the event as it is. */
-export const ScheduledEventSchema = z.looseObject({ 'detail-type': z.literal('Scheduled Event'), source: z.literal('aws.events') });
+/**
+ * What a schedule delivers when its target gets no custom input: EventBridge Scheduler (the
+ * stack's, for its time zones) says `aws.scheduler`, an EventBridge rule says `aws.events`.
+ */
+export const ScheduledEventSchema = z.looseObject({
+  'detail-type': z.literal('Scheduled Event'),
+  source: z.enum(['aws.scheduler', 'aws.events']),
+});
 
 export type ManualSyncEvent = z.infer<typeof ManualSyncEventSchema>;
 export type ManualValidateEvent = z.infer<typeof ManualValidateEventSchema>;

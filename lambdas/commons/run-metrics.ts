@@ -3,6 +3,9 @@ import { ISSUE_KINDS } from '../core/rules/plan';
 import type { FullRunResult } from '../core/jobs/full-run';
 import { metrics } from '../core/observability';
 
+/** One per completed run, by mode: the missed-sync alarm and the health check read it. */
+export const RUN_COMPLETED_METRIC = 'RunCompleted';
+
 /** A full run's figures as metrics; the alarms on missed scheduled runs watch `RunCompleted`. */
 export function publishRunMetrics(result: FullRunResult): void {
   metrics.addMetric('UsersFixed', MetricUnit.Count, result.counts.usersFixed);
@@ -20,6 +23,6 @@ export function publishRunMetrics(result: FullRunResult): void {
   if (result.status === 'completed') {
     const completed = metrics.singleMetric();
     completed.addDimension('mode', result.mode);
-    completed.addMetric('RunCompleted', MetricUnit.Count, 1);
+    completed.addMetric(RUN_COMPLETED_METRIC, MetricUnit.Count, 1);
   }
 }

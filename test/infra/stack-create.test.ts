@@ -92,7 +92,7 @@ describe('functions', () => {
     expect(sizes).toEqual({ stream: [512, 60], sync: [1024, 900], validate: [1024, 900], health: [256, 30] });
   });
 
-  it('gives every function the whole environment contract, and only health the failure queue URL', () => {
+  it('gives every function the whole environment contract, and only health the failure queue URL and sync interval', () => {
     for (const [name, fn] of Object.entries(functions())) {
       const variables = template().toJSON().Resources[logicalId(fn.function)].Properties.Environment.Variables;
       expect(Object.keys(variables).sort()).toEqual(
@@ -120,7 +120,7 @@ describe('functions', () => {
           'POWERTOOLS_SERVICE_NAME',
           'POWERTOOLS_METRICS_NAMESPACE',
           'NODE_OPTIONS',
-          ...(name === 'health' ? ['FAILURE_QUEUE_URL'] : []),
+          ...(name === 'health' ? ['FAILURE_QUEUE_URL', 'SYNC_INTERVAL_MINUTES'] : []),
         ].sort(),
       );
       expect(variables).toMatchObject({
@@ -132,6 +132,7 @@ describe('functions', () => {
     }
     const health = template().toJSON().Resources[logicalId(functions().health.function)].Properties.Environment.Variables;
     expect(health.FAILURE_QUEUE_URL).toEqual({ Ref: logicalId(stack().realtime.failureQueue) });
+    expect(health.SYNC_INTERVAL_MINUTES).toBe('60');
   });
 
   it('bundles each handler with esbuild into one file with its source map', () => {

@@ -76,11 +76,16 @@ describe('Lambda handlers against dynalite', () => {
     expect(await tables.dump('users')).toEqual(before);
   });
 
-  test('a scheduled event runs the full sync within the budget', async () => {
+  test.each([
+    ['EventBridge Scheduler', { 'detail-type': 'Scheduled Event', source: 'aws.scheduler', detail: '{}' }],
+    ['an EventBridge rule', { 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} }],
+  ])('a scheduled event from %s runs the full sync within the budget', async (_label, event) => {
     await tables.putUser('u1', { L: [{ S: 'c1' }, { S: 'c1' }] });
-    const result = (await sync({ 'detail-type': 'Scheduled Event', source: 'aws.events', detail: {} }, context)) as Record<string, unknown>;
+    const result = (await sync(event, context)) as Record<string, unknown>;
     expect(result).toMatchObject({ mode: 'cron-sync', status: 'completed', dryRun: false });
     expect(courseIdsOf(await tables.userCourses('u1'))).toEqual(['c1', 'c2']);
+    const validation = (await validate(event, context)) as Record<string, unknown>;
+    expect(validation).toMatchObject({ mode: 'cron-validate', status: 'completed', dryRun: true });
   });
 
   test('health: degraded where the tables have no stream, unhealthy when a table is missing', async () => {

@@ -18,10 +18,15 @@ export interface HealthReport {
 /** Reads a queue's depth; a port so the job needs no SQS client where there is no queue. */
 export type QueueDepthReader = () => Promise<number>;
 
+/** Counts the scheduled syncs that completed within the last `minutes`; a port over CloudWatch metrics. */
+export type CompletedRunsReader = (minutes: number) => Promise<number>;
+
 export interface HealthOptions {
   /** False where no DynamoDB stream exists by design (the embedded dynalite: the local capture serves it). */
   readonly expectStream: boolean;
   readonly failureQueueDepth?: QueueDepthReader | undefined;
+  /** With the sync schedule's interval: a sync should have completed within two of them. */
+  readonly completedSyncs?: { readonly read: CompletedRunsReader; readonly intervalMinutes: number } | undefined;
 }
 
 async function describe(deps: SyncDeps, tableName: string): Promise<TableDescription | undefined> {
@@ -75,6 +80,18 @@ export async function checkHealth(deps: SyncDeps, options: HealthOptions): Promi
     await attempt('failureQueue', async () => {
       const depth = await readFailureQueueDepth();
       return { name: 'failureQueue', status: depth === 0 ? 'pass' : 'warn', detail: `${depth} failed stream batch(es) waiting` };
+    });
+  }
+  const completedSyncs = options.completedSyncs;
+  if (completedSyncs) {
+    await attempt('scheduledSync', async () => {
+      const window = completedSyncs.intervalMinutes * 2;
+      const completed = await completedSyncs.read(window);
+      return {
+        name: 'scheduledSync',
+        status: completed > 0 ? 'pass' : 'warn',
+        detail: completed > 0 ? `${completed} scheduled sync(s) completed in the last ${window} minutes` : `no scheduled sync completed in the last ${window} minutes`,
+      };
     });
   }
   const status: HealthStatus = checks.some((check) => check.status === 'fail')
