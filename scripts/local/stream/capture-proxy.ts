@@ -27,6 +27,8 @@ export interface FaultRule {
   readonly operations?: readonly string[];
   /** Only requests that name this table; any table when absent. */
   readonly table?: string;
+  /** Only requests whose JSON body passes this test, e.g. one user's key. */
+  readonly when?: (request: Record<string, unknown>) => boolean;
   /** How many matching requests to fail; every one when absent. */
   readonly times?: number;
   /** The DynamoDB error code; `ProvisionedThroughputExceededException` by default. */
@@ -190,7 +192,8 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     faults.find(({ rule, hits, removed }) => {
       if (removed || (rule.times !== undefined && hits >= rule.times)) return false;
       if (rule.operations && !rule.operations.includes(operation)) return false;
-      return rule.table === undefined || tablesNamed(input).includes(rule.table);
+      if (rule.table !== undefined && !tablesNamed(input).includes(rule.table)) return false;
+      return rule.when === undefined || (input !== undefined && rule.when(input));
     });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
