@@ -5,6 +5,7 @@ export default tseslint.config(
   { ignores: ['node_modules/', 'cdk.out/', 'dist/', 'reports/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  { files: ['**/*.js'], languageOptions: { sourceType: 'commonjs' } },
   {
     files: ['**/*.ts'],
     rules: {
