@@ -33,16 +33,21 @@ export interface EmbeddedDynamo {
   close(): Promise<void>;
 }
 
-/** Starts an in-memory dynalite on a free loopback port. */
-export async function startDynalite(): Promise<EmbeddedDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+/** Listens on a free loopback port (nothing local is reachable from elsewhere); returns the endpoint. */
+export async function listenOnLoopback(server: Server): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  return `http://127.0.0.1:${port}`;
+}
+
+/** Starts an in-memory dynalite on a free loopback port. */
+export async function startDynalite(): Promise<EmbeddedDynamo> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: await listenOnLoopback(server),
     server,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback } from '../embedded-dynamodb';
 import { ShardLog } from './shard-log';
 import type { WireItem } from './shard-log';
 
@@ -235,14 +235,10 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
       res.end(errorBody);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const endpoint = await listenOnLoopback(server);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     log,
     injectFault(rule) {
       const fault: ActiveFault = { rule, hits: 0, removed: false };
