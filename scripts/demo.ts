@@ -33,7 +33,7 @@ async function demo(): Promise<void> {
     const steps: Array<[string, string[]]> = [
       ['1/4 npm run payment-validate   (read-only)', ['validate']],
       ['2/4 npm run payment-fix        (grant missing, drop duplicates)', ['fix']],
-      ['3/4 npm run payment-validate   (again: what is left is report-only)', ['validate']],
+      ['3/4 npm run payment-validate -- --deep   (again: what is left is report-only)', ['validate', '--deep']],
     ];
     for (const [title, argv] of steps) {
       say();

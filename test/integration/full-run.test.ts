@@ -1,6 +1,7 @@
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
 import { runFullReconciliation, type FullRunOptions } from '../../lambdas/core/jobs/full-run';
 import { MemorySink, type RunMode } from '../../lambdas/core/report/report';
+import { decodeCourses } from '../../lambdas/core/rules/courses-list';
 import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
 import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
 
@@ -31,6 +32,12 @@ describe('full reconciliation over the demo data', () => {
       expect(first.issues[kind]).toBeGreaterThan(0);
     }
     expect(dry.issues).toEqual(first.issues);
+    // Each malformed entry is one line, however many jobs of the run looked at its user.
+    const malformedEntries = before.users.flatMap((item) => {
+      const list = decodeCourses(item.purchasedCourses);
+      return list.state === 'list' ? list.entries.filter((entry) => entry.kind === 'malformed') : [];
+    });
+    expect(first.issues['malformed-entry']).toBe(malformedEntries.length);
     expect(dry.counts.usersFixed).toBe(0);
 
     const sink = new MemorySink();

@@ -73,6 +73,7 @@ export function collectEvidence(payments: readonly Payment[], options: EvidenceO
 /** Which rules a job applies: each job owns part of the reconciliation. */
 export interface PlanScope {
   readonly grant: boolean;
+  /** Drop duplicates and report malformed entries: the list's own hygiene, owned by one job per run. */
   readonly dedupe: boolean;
   /** Report `revoked` courses and, under the policy, remove them. Needs complete evidence. */
   readonly revoke: boolean;
@@ -118,7 +119,7 @@ export function planUser(
 ): UserPlan {
   const issues: Issue[] = [];
   if (list.state === 'unsupported') {
-    issues.push({
+    if (scope.dedupe) issues.push({
       kind: 'malformed-entry',
       userId,
       orderIds: [],
@@ -133,7 +134,7 @@ export function planUser(
   const duplicatesRemoved: string[] = [];
   for (const entry of list.state === 'list' ? list.entries : []) {
     if (entry.kind === 'malformed') {
-      issues.push({ kind: 'malformed-entry', userId, orderIds: [], fix: 'none', detail: `entry left as is: ${describe(entry.raw)}` });
+      if (scope.dedupe) issues.push({ kind: 'malformed-entry', userId, orderIds: [], fix: 'none', detail: `entry left as is: ${describe(entry.raw)}` });
       kept.push(entry);
     } else if (listed.has(entry.courseId) && scope.dedupe) {
       issues.push({
