@@ -12,7 +12,7 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): { 
         const filled = Math.round((progress.segmentsDone / Math.max(1, progress.segmentsTotal)) * width);
         stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${text}`);
         drawn = true;
-      } else if (progress.segmentsDone !== lastSegments && progress.segmentsDone % Math.ceil(progress.segmentsTotal / 4) === 0) {
+      } else if (progress.segmentsDone > 0 && progress.segmentsDone !== lastSegments && progress.segmentsDone % Math.ceil(progress.segmentsTotal / 4) === 0) {
         lastSegments = progress.segmentsDone;
         stream.write(`progress: ${text}\n`);
       }
