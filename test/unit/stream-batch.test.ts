@@ -57,7 +57,7 @@ function gatedDecisions() {
       gates.set(orderId, {
         release: () => {
           events.push(`end ${orderId}`);
-          resolve({ kind: 'granted', userId: 'x', orderId, courseIds: ['c'] });
+          resolve({ kind: 'granted', userId: 'x', orderId, courseIds: ['c'], before: null, after: { L: [{ S: 'c' }] } });
         },
         fail: (error) => {
           events.push(`fail ${orderId}`);
@@ -128,8 +128,8 @@ describe('stream batch handling', () => {
 
   it('turns outcomes into counters, publishes every counter once per invocation, and measures lag', async () => {
     const outcomes: PaymentChangeOutcome[] = [
-      { kind: 'granted', userId: 'u1', orderId: 'o1', courseIds: ['c'] },
-      { kind: 'revoked', userId: 'u2', orderId: 'o2', courseIds: ['c'] },
+      { kind: 'granted', userId: 'u1', orderId: 'o1', courseIds: ['c'], before: { L: [] }, after: { L: [{ S: 'c' }] } },
+      { kind: 'revoked', userId: 'u2', orderId: 'o2', courseIds: ['c'], before: { L: [{ S: 'c' }] }, after: { L: [] } },
       { kind: 'revoke-skipped-by-policy', userId: 'u3', orderId: 'o3', courseIds: ['c'] },
       { kind: 'orphan-payment', userId: 'u4', orderId: 'o4' },
       { kind: 'malformed-payment', userId: undefined, orderId: 'o5', reason: 'no courseId' },

@@ -1,5 +1,5 @@
 import type { SyncDeps } from '../deps';
-import type { WireItem } from '../rules/attribute-values';
+import type { WireItem, WireValue } from '../rules/attribute-values';
 import { readPayment, type Payment, type PaymentClass } from '../rules/payment';
 import { collectEvidence, planUser, type PlanScope } from '../rules/plan';
 import { planPolicy, readPayments } from './policy';
@@ -10,9 +10,15 @@ export interface PaymentChange {
   readonly newImage?: WireItem | undefined;
 }
 
+/** The user's list before and after a write: the audit trail, and what undoing it takes. */
+export interface ListChange {
+  readonly before: WireValue | null;
+  readonly after: WireValue;
+}
+
 export type PaymentChangeOutcome =
-  | { readonly kind: 'granted'; readonly userId: string; readonly orderId: string; readonly courseIds: readonly string[] }
-  | { readonly kind: 'revoked'; readonly userId: string; readonly orderId: string; readonly courseIds: readonly string[] }
+  | ({ readonly kind: 'granted'; readonly userId: string; readonly orderId: string; readonly courseIds: readonly string[] } & ListChange)
+  | ({ readonly kind: 'revoked'; readonly userId: string; readonly orderId: string; readonly courseIds: readonly string[] } & ListChange)
   | { readonly kind: 'revoke-skipped-by-policy'; readonly userId: string; readonly orderId: string; readonly courseIds: readonly string[] }
   | { readonly kind: 'no-change'; readonly userId: string; readonly orderId: string; readonly reason: string }
   | { readonly kind: 'orphan-payment'; readonly userId: string; readonly orderId: string }
@@ -59,7 +65,7 @@ async function grant(deps: SyncDeps, payment: Payment): Promise<PaymentChangeOut
   );
   if (outcome.kind === 'not-found') return { kind: 'orphan-payment', userId, orderId };
   if (outcome.kind === 'unchanged') return { kind: 'no-change', userId, orderId, reason: 'every course already listed' };
-  return { kind: 'granted', userId, orderId, courseIds: outcome.plan.added };
+  return { kind: 'granted', userId, orderId, courseIds: outcome.plan.added, before: outcome.before.raw ?? null, after: outcome.after };
 }
 
 async function revoke(deps: SyncDeps, payment: Payment, reversal: boolean): Promise<PaymentChangeOutcome> {
@@ -74,7 +80,9 @@ async function revoke(deps: SyncDeps, payment: Payment, reversal: boolean): Prom
     planUser(userId, snapshot.courses, evidence, REVOKE_ONLY, planPolicy(deps.config, deps.now())),
   );
   if (outcome.kind === 'not-found') return { kind: 'no-change', userId, orderId, reason: 'user does not exist' };
-  if (outcome.kind === 'changed') return { kind: 'revoked', userId, orderId, courseIds: outcome.plan.removed };
+  if (outcome.kind === 'changed') {
+    return { kind: 'revoked', userId, orderId, courseIds: outcome.plan.removed, before: outcome.before.raw ?? null, after: outcome.after };
+  }
   const reported = outcome.plan.issues.filter((issue) => issue.kind === 'revoked').flatMap((issue) => (issue.courseId ? [issue.courseId] : []));
   if (reported.length > 0) return { kind: 'revoke-skipped-by-policy', userId, orderId, courseIds: reported };
   return { kind: 'no-change', userId, orderId, reason: 'courses still covered by another paid order, or not listed' };
