@@ -18,6 +18,32 @@ export interface SegmentPosition {
   readonly pageSize?: number;
 }
 
+/** One page of one segment of a parallel scan, with what it cost; both stores scan through this. */
+export async function scanSegmentPage(
+  client: DynamoDBClient,
+  tableName: string,
+  position: SegmentPosition,
+  projection?: { readonly expression: string; readonly names: Record<string, string> },
+): Promise<ScanPage<WireItem>> {
+  const page = await client.send(
+    new ScanCommand({
+      TableName: tableName,
+      Segment: position.segment,
+      TotalSegments: position.totalSegments,
+      ExclusiveStartKey: position.cursor,
+      Limit: position.pageSize,
+      ProjectionExpression: projection?.expression,
+      ExpressionAttributeNames: projection?.names,
+      ReturnConsumedCapacity: 'TOTAL',
+    }),
+  );
+  return {
+    items: (page.Items ?? []) as WireItem[],
+    cursor: page.LastEvaluatedKey,
+    consumedCapacity: page.ConsumedCapacity?.CapacityUnits ?? 0,
+  };
+}
+
 export class PaymentsStore {
   constructor(
     private readonly client: DynamoDBClient,
@@ -45,22 +71,7 @@ export class PaymentsStore {
     return items;
   }
 
-  /** One page of one segment of a parallel scan. */
-  async scanPage(position: SegmentPosition): Promise<ScanPage<WireItem>> {
-    const page = await this.client.send(
-      new ScanCommand({
-        TableName: this.config.paymentsTable,
-        Segment: position.segment,
-        TotalSegments: position.totalSegments,
-        ExclusiveStartKey: position.cursor,
-        Limit: position.pageSize,
-        ReturnConsumedCapacity: 'TOTAL',
-      }),
-    );
-    return {
-      items: (page.Items ?? []) as WireItem[],
-      cursor: page.LastEvaluatedKey,
-      consumedCapacity: page.ConsumedCapacity?.CapacityUnits ?? 0,
-    };
+  scanPage(position: SegmentPosition): Promise<ScanPage<WireItem>> {
+    return scanSegmentPage(this.client, this.config.paymentsTable, position);
   }
 }

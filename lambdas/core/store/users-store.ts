@@ -1,7 +1,6 @@
 import {
   BatchGetItemCommand,
   GetItemCommand,
-  ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
   type BatchGetItemCommandOutput,
@@ -13,7 +12,7 @@ import { backoffDelayMs, sleep } from '../backoff';
 import { WriteConflictError } from '../errors';
 import { readText, type WireItem, type WireValue } from '../rules/attribute-values';
 import { decodeCourses, encodeCourses, type CourseEntry, type CoursesList } from '../rules/courses-list';
-import type { ScanPage, SegmentPosition } from './payments-store';
+import { scanSegmentPage, type ScanPage, type SegmentPosition } from './payments-store';
 
 /** A user's list as read: `raw` is what the conditional write compares against. */
 export interface UserSnapshot {
@@ -97,26 +96,13 @@ export class UsersStore {
   }
 
   async scanPage(position: SegmentPosition): Promise<ScanPage<UserSnapshot>> {
-    const page = await this.client.send(
-      new ScanCommand({
-        TableName: this.config.usersTable,
-        Segment: position.segment,
-        TotalSegments: position.totalSegments,
-        ExclusiveStartKey: position.cursor,
-        Limit: position.pageSize,
-        ProjectionExpression: this.projection,
-        ExpressionAttributeNames: this.names,
-        ReturnConsumedCapacity: 'TOTAL',
-      }),
-    );
-    const items = (page.Items ?? []) as WireItem[];
+    const page = await scanSegmentPage(this.client, this.config.usersTable, position, { expression: this.projection, names: this.names });
     return {
-      items: items.flatMap((item) => {
+      ...page,
+      items: page.items.flatMap((item) => {
         const userId = readText(item[this.config.user.key]);
         return userId === undefined ? [] : [this.snapshot(userId, item)];
       }),
-      cursor: page.LastEvaluatedKey,
-      consumedCapacity: page.ConsumedCapacity?.CapacityUnits ?? 0,
     };
   }
 
