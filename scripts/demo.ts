@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createSyncDeps } from '../lambdas/core/deps';
+import { listedCourseIds } from '../lambdas/core/rules/courses-list';
 import { createStreamHandler } from '../lambdas/stream/stream-batch';
 import { localClient } from './local/embedded-dynamodb';
 import { startDemoEnvironment } from './local/environment';
@@ -59,10 +60,7 @@ async function demo(): Promise<void> {
           },
         }),
       );
-    const hasCourse = async (): Promise<boolean> => {
-      const { courses } = await deps.users.get(userId);
-      return courses.state === 'list' && courses.entries.some((entry) => entry.kind !== 'malformed' && entry.courseId === courseId);
-    };
+    const hasCourse = async (): Promise<boolean> => listedCourseIds((await deps.users.get(userId)).courses).includes(courseId);
     await write('pending');
     await stream.idle();
     say(`  webhook: ORDER-LIVE-0001 pending    → ${userId} has ${courseId}: ${await hasCourse()}`);

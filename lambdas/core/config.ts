@@ -112,6 +112,7 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     problems.push(`DYNAMODB_ENDPOINT must be an http(s) URL (got "${endpoint}")`);
   }
 
+  // DEBUG only picks the log level (logLevelFrom); parsing it here names a misspelt value.
   bool('DEBUG', false);
   const logLevel = logLevelFrom(env);
   if (!namedLogLevel(env)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);

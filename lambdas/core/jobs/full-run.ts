@@ -198,7 +198,9 @@ async function handlePaymentsPage(run: RunState, payments: readonly Payment[]): 
       continue;
     }
     if (payment.classification !== 'paid' && payment.classification !== 'revoked') continue;
-    byUser.set(payment.userId, [...(byUser.get(payment.userId) ?? []), payment]);
+    const userPayments = byUser.get(payment.userId);
+    if (userPayments) userPayments.push(payment);
+    else byUser.set(payment.userId, [payment]);
   }
   if (byUser.size === 0) return;
   const snapshots = await deps.users.batchGet([...byUser.keys()]);
@@ -231,21 +233,14 @@ async function handleUsersPage(run: RunState, users: readonly UserSnapshot[]): P
   });
 }
 
-export type SegmentTable = 'payments' | 'users';
-
-export interface SegmentResult {
-  /** Where to resume; undefined when the segment is done. */
-  readonly cursor: ScanCursor | undefined;
-}
-
 /** Works one segment page by page (memory bounded by a page) until it ends or the deadline nears. */
-async function runSegment(run: RunState, table: SegmentTable, segment: number, start?: ScanCursor): Promise<SegmentResult> {
+async function runSegment(run: RunState, table: 'payments' | 'users', segment: number): Promise<void> {
   const { deps, options } = run;
-  let cursor = start;
+  let cursor: ScanCursor | undefined;
   do {
     if (run.pastDeadline()) {
       run.incomplete = true;
-      return { cursor };
+      return;
     }
     const position = { segment, totalSegments: options.segments, cursor, pageSize: options.pageSize };
     if (table === 'payments') {
@@ -267,7 +262,6 @@ async function runSegment(run: RunState, table: SegmentTable, segment: number, s
   } while (cursor);
   run.segmentsDone++;
   run.progress();
-  return { cursor: undefined };
 }
 
 /**
@@ -281,9 +275,7 @@ export async function runFullReconciliation(deps: SyncDeps, options: FullRunOpti
     { table: 'payments' as const, segment },
     { table: 'users' as const, segment },
   ]);
-  await forEachConcurrently(work, options.concurrency * 2, async ({ table, segment }) => {
-    await runSegment(run, table, segment);
-  });
+  await forEachConcurrently(work, options.concurrency * 2, ({ table, segment }) => runSegment(run, table, segment));
   const finishedAt = deps.now();
   return {
     runId: options.runId,
