@@ -4,11 +4,12 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { loadConfig } from '../lambdas/core/config';
 import { createSyncDeps, type SyncDeps } from '../lambdas/core/deps';
 import { ConfigError, EnvironmentError } from '../lambdas/core/errors';
-import { runFullReconciliation } from '../lambdas/core/jobs/full-run';
+import { runFullReconciliation } from '../lambdas/core/jobs/full-run/local-run';
 import { checkHealth } from '../lambdas/core/jobs/health';
 import { reconcileUsers, summarizeUsers } from '../lambdas/core/jobs/user-reconcile';
 import { FolderSink } from '../lambdas/core/report/folder-sink';
 import { newRunId, type RunMode, type RunSummary } from '../lambdas/core/report/report';
+import { FolderStorage } from '../lambdas/core/storage/folder-storage';
 import { backupUsersTable, exportUsersToFile, type BackupReceipt } from '../lambdas/core/store/users-backup';
 import { startDemoEnvironment } from './local/environment';
 import { progressPrinter } from './progress';
@@ -28,9 +29,10 @@ type CommandName = keyof typeof COMMANDS;
 const USAGE = `usage: npm run <payment-validate|payment-fix|payment-sync|payment-cron-sync|payment-cron-validate|payment-cron-health> -- [options]
   --user ID          only this user (repeatable); per-user validate/fix
   --dry-run          plan and report, write nothing
-  --deep             also judge each listed course's origin (unbacked), one index query per user
+  --deep             accepted for the old scripts' sake: full runs always judge each course's origin (unbacked)
   --max-changes N    stop writing after N users changed (scheduled runs default to MAX_USER_CHANGES_PER_RUN)
-  --segments N       parallel scan segments per table (default SCAN_SEGMENTS)
+  --segments N       parallel scan segments per table for the snapshot (default SCAN_SEGMENTS)
+  --buckets N        join buckets, each planned on its own (default JOIN_BUCKETS)
   --report-dir DIR   where the run's report folder goes (default ./reports)
   --json             print the summary as one JSON object on the last line of stdout
   --demo-users N     size of the embedded demo data set (embedded default only; default 200)
@@ -53,6 +55,7 @@ function parseFlags(argv: string[]) {
         deep: { type: 'boolean', default: false },
         'max-changes': { type: 'string' },
         segments: { type: 'string' },
+        buckets: { type: 'string' },
         'report-dir': { type: 'string', default: 'reports' },
         json: { type: 'boolean', default: false },
         'demo-users': { type: 'string', default: '200' },
@@ -83,6 +86,7 @@ export function parseCommandLine(argv: string[]) {
     deep: values.deep,
     maxChanges: whole('max-changes', values['max-changes']),
     segments: whole('segments', values.segments),
+    buckets: whole('buckets', values.buckets),
     reportDir: values['report-dir'],
     json: values.json,
     demoUsers: whole('demo-users', values['demo-users']) ?? 200,
@@ -116,7 +120,6 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
   const dryRun = cli.dryRun || !spec.writes;
   const runId = newRunId(mode);
   const folder = join(cli.reportDir, runId);
-  const sink = new FolderSink(folder);
   let backup: BackupReceipt | undefined;
   if (mode === 'migrate' && !dryRun) {
     backup = embedded || deps.config.endpoint
@@ -126,6 +129,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
   }
   let summary: RunSummary & Record<string, unknown>;
   if (cli.users.length > 0) {
+    const sink = new FolderSink(folder);
     const outcomes = await reconcileUsers(deps, cli.users, { dryRun, runId });
     for (const { result, change } of outcomes) {
       for (const issue of result.issues) sink.issue({ ...issue, runId, applied: result.status === 'fixed' && issue.fix !== 'none' });
@@ -133,27 +137,23 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
       say(`  ${result.userId}: ${result.status}${result.error ? ` (${result.error})` : ''}${result.added.length ? ` +${result.added.join(',')}` : ''}${result.removed.length ? ` -${result.removed.join(',')}` : ''}${result.duplicatesRemoved.length ? ` dup-${result.duplicatesRemoved.join(',')}` : ''}`);
     }
     summary = { ...summarizeUsers(runId, mode, dryRun, outcomes), users: outcomes.map(({ result }) => result) };
+    await sink.close(summary);
   } else {
     const progress = progressPrinter();
-    const segments = cli.segments ?? deps.config.scanSegments;
-    const result = await runFullReconciliation(
-      deps,
-      {
-        runId,
-        mode,
-        dryRun,
-        deep: cli.deep,
-        segments,
-        concurrency: segments,
-        maxUserChanges: cli.maxChanges ?? (spec.capped ? deps.config.maxUserChangesPerRun : undefined),
-        onProgress: (update) => progress.update(update),
-      },
-      sink,
-    );
+    const storage = new FolderStorage(cli.reportDir);
+    const result = await runFullReconciliation(deps, storage, {
+      runId,
+      mode,
+      dryRun,
+      segments: cli.segments ?? deps.config.scanSegments,
+      buckets: cli.buckets ?? deps.config.joinBuckets,
+      maxUserChanges: cli.maxChanges ?? (spec.capped ? deps.config.maxUserChangesPerRun : undefined),
+      onProgress: (update) => progress.update(update),
+    });
     progress.done();
     summary = { ...result, ...(backup ? { backup } : {}) };
+    if (backup) await storage.put(`${runId}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`);
   }
-  await sink.close(summary);
   printSummary(summary, folder, say);
   return { summary, exitCode: 0 };
 }

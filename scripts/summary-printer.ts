@@ -9,6 +9,8 @@ const ISSUE_MEANING: Record<(typeof ISSUE_KINDS)[number], string> = {
   'malformed-entry': 'list entry that is no course id (left as is)',
   'orphan-payment': 'paid, but the user does not exist (never created)',
   'malformed-payment': 'payment with no user id or no course id',
+  'unknown-status': 'payment whose status no rule knows (grants nothing)',
+  error: 'user the run could not read or write (see detail)',
 };
 
 /** A readable summary: counts, issues by kind with what each means, and where the report is. */
@@ -16,7 +18,7 @@ export function printSummary(summary: RunSummary & Record<string, unknown>, fold
   const { counts } = summary;
   const status = typeof summary.status === 'string' ? ` · ${summary.status}` : '';
   say(`run ${summary.runId} · ${summary.mode}${summary.dryRun ? ' · dry run (nothing written)' : ''}${status}`);
-  say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users`);
+  say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users${typeof summary.snapshotAt === 'string' ? ` (snapshot of ${summary.snapshotAt})` : ''}`);
   say(`  fixed ${counts.usersFixed} users: +${counts.coursesAdded} courses, -${counts.coursesRemoved} revoked, -${counts.duplicatesRemoved} duplicates`);
   for (const kind of ISSUE_KINDS) {
     if (summary.issues[kind] > 0) say(`  ${String(summary.issues[kind]).padStart(5)} ${kind.padEnd(17)} ${ISSUE_MEANING[kind]}`);

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { ISSUE_KINDS } from '../core/rules/plan';
-import type { FullRunResult } from '../core/jobs/full-run';
+import type { FullRunResult } from '../core/jobs/full-run/finalize';
 import { metrics } from '../core/observability';
 
 /** One per completed run, by mode: the missed-sync alarm and the health check read it. */

@@ -36,6 +36,12 @@ export interface SyncConfig {
   readonly maxUserChangesPerRun: number;
   readonly maxRevocationsPerRun: number;
   readonly scanSegments: number;
+  /** Full runs: read capacity units per second a scan snapshot may use; undefined = unlimited. */
+  readonly scanReadUnitsPerSecond: number | undefined;
+  /** Full runs: buckets the join is split into (by a hash of the user id), each a unit of work. */
+  readonly joinBuckets: number;
+  /** Full runs: DuckDB's memory limit for one bucket's join, in MiB; past it, it spills to disk. */
+  readonly joinMemoryMb: number;
   readonly logLevel: LogLevel;
 }
 
@@ -142,6 +148,9 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     maxUserChangesPerRun: int('MAX_USER_CHANGES_PER_RUN', 1000, 1, 10_000_000),
     maxRevocationsPerRun: int('MAX_REVOCATIONS_PER_RUN', 100, 0, 10_000_000),
     scanSegments: int('SCAN_SEGMENTS', 4, 1, 1000),
+    scanReadUnitsPerSecond: int('SCAN_READ_UNITS_PER_SECOND', 0, 0, 10_000_000) || undefined,
+    joinBuckets: int('JOIN_BUCKETS', 1, 1, 1024),
+    joinMemoryMb: int('JOIN_MEMORY_MB', 1024, 128, 1_048_576),
     logLevel: logLevel ?? 'INFO',
   };
   const overlap = config.paidStatuses.filter((status) => config.revokedStatuses.includes(status));

@@ -1,7 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { loadConfig } from '../core/config';
 import { createSyncDeps } from '../core/deps';
-import type { FullRunResult } from '../core/jobs/full-run';
+import type { FullRunResult } from '../core/jobs/full-run/finalize';
 import { logger, metrics } from '../core/observability';
 import { isScheduledEvent, ManualValidateEventSchema, parseEvent } from '../commons/events';
 import { answerUsers, type ManualAnswer } from '../commons/manual-run';
@@ -16,9 +16,9 @@ const deps = createSyncDeps(loadConfig());
 export const handler = async (event: unknown, context: Context): Promise<ManualAnswer | FullRunResult> => {
   logger.addContext(context);
   try {
-    if (isScheduledEvent(event)) return await runInLambda(deps, context, 'cron-validate', { dryRun: true, deep: false, scheduled: true });
+    if (isScheduledEvent(event)) return await runInLambda(deps, context, 'cron-validate', { dryRun: true, scheduled: true });
     const request = parseEvent(ManualValidateEventSchema, event);
-    if (!request.userIds) return await runInLambda(deps, context, 'validate', { dryRun: true, deep: request.deep ?? false, scheduled: false });
+    if (!request.userIds) return await runInLambda(deps, context, 'validate', { dryRun: true, scheduled: false });
     return await answerUsers(deps, request.userIds, true, 'validate');
   } finally {
     metrics.publishStoredMetrics();

@@ -5,9 +5,11 @@ import { parseArgs } from 'node:util';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { loadConfig, type SyncConfig } from '../../lambdas/core/config';
 import { createSyncDeps } from '../../lambdas/core/deps';
-import { runFullReconciliation } from '../../lambdas/core/jobs/full-run';
+import { runFullReconciliation } from '../../lambdas/core/jobs/full-run/local-run';
+import { FolderStorage } from '../../lambdas/core/storage/folder-storage';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { reconcileUser } from '../../lambdas/core/jobs/user-reconcile';
-import { MemorySink } from '../../lambdas/core/report/report';
 import { createStreamHandler } from '../../lambdas/stream/stream-batch';
 import { createTables, DEFAULT_TABLES, LOCAL_CREDENTIALS, localClient } from '../local/embedded-dynamodb';
 import { generateDemoData, loadDemoData } from '../local/demo-data';
@@ -80,16 +82,16 @@ async function main(): Promise<void> {
       const config = await freshTables(server.endpoint);
       const deps = createSyncDeps(config);
       const fix = await timed(() =>
-        runFullReconciliation(deps, { runId: 'bench', mode: 'fix', dryRun: false, deep: false, segments, concurrency: segments, maxUserChanges: undefined }, new MemorySink()),
+        runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'fix', dryRun: false, segments, buckets: 1, maxUserChanges: undefined }),
       );
       rows.push([`payment-fix, ${segments} segment(s): grants + dedupe, conditional writes`, fix.ms, (baseline.ms / fix.ms).toFixed(2)]);
       if (segments === 4) {
         const validate = await timed(() =>
-          runFullReconciliation(deps, { runId: 'bench', mode: 'validate', dryRun: true, deep: false, segments, concurrency: segments, maxUserChanges: undefined }, new MemorySink()),
+          runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'validate', dryRun: true, segments, buckets: 1, maxUserChanges: undefined }),
         );
         rows.push(['payment-validate after the fix, 4 segments (read-only)', validate.ms, (baseline.ms / validate.ms).toFixed(2)]);
         const deep = await timed(() =>
-          runFullReconciliation(deps, { runId: 'bench', mode: 'validate', dryRun: true, deep: true, segments, concurrency: segments, maxUserChanges: undefined }, new MemorySink()),
+          runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'validate', dryRun: true, segments, buckets: 1, maxUserChanges: undefined }),
         );
         rows.push(['payment-validate --deep, 4 segments (index query per user)', deep.ms, (baseline.ms / deep.ms).toFixed(2)]);
         const perUser = await timed(async () => {

@@ -1,13 +1,10 @@
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
-import { runFullReconciliation, type FullRunOptions } from '../../lambdas/core/jobs/full-run';
-import { MemorySink, type RunMode } from '../../lambdas/core/report/report';
 import { decodeCourses } from '../../lambdas/core/rules/courses-list';
 import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
+import { fullRun, removeRunFolders } from '../support/full-run';
 import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
 
-function options(mode: RunMode, overrides: Partial<FullRunOptions> = {}): FullRunOptions {
-  return { runId: `run-${mode}`, mode, dryRun: false, deep: false, segments: 3, concurrency: 3, maxUserChanges: undefined, pageSize: 7, ...overrides };
-}
+afterAll(removeRunFolders);
 
 describe('full reconciliation over the demo data', () => {
   let tables: TestTables;
@@ -22,8 +19,8 @@ describe('full reconciliation over the demo data', () => {
 
   test('validate → fix → validate: drift found, fixed, gone; validation and dry runs write nothing', async () => {
     const before = { users: await tables.dump('users'), payments: await tables.dump('payments') };
-    const first = await runFullReconciliation(deps, options('validate'), new MemorySink());
-    const dry = await runFullReconciliation(deps, options('fix', { dryRun: true }), new MemorySink());
+    const { result: first } = await fullRun(deps, 'validate');
+    const { result: dry } = await fullRun(deps, 'fix', { dryRun: true });
     expect(await tables.dump('users')).toEqual(before.users);
     expect(first.dryRun).toBe(true);
     expect(first.counts.paymentsScanned).toBe(before.payments.length);
@@ -40,8 +37,8 @@ describe('full reconciliation over the demo data', () => {
     expect(first.issues['malformed-entry']).toBe(malformedEntries.length);
     expect(dry.counts.usersFixed).toBe(0);
 
-    const sink = new MemorySink();
-    const fix = await runFullReconciliation(deps, options('fix'), sink);
+    const sink = await fullRun(deps, 'fix');
+    const fix = sink.result;
     expect(fix.counts.coursesAdded).toBe(first.issues.missing);
     expect(fix.counts.duplicatesRemoved).toBe(first.issues.duplicate);
     expect(fix.counts.coursesRemoved).toBe(0);
@@ -52,14 +49,14 @@ describe('full reconciliation over the demo data', () => {
     const firstChange = new Map([...sink.changes].reverse().map((change) => [change.userId, change]));
     for (const [userId, change] of firstChange) expect(change.before).toEqual(beforeByUser.get(userId));
 
-    const after = await runFullReconciliation(deps, options('validate'), new MemorySink());
+    const { result: after } = await fullRun(deps, 'validate');
     expect(after.issues.missing).toBe(0);
     expect(after.issues.duplicate).toBe(0);
     expect(after.issues.revoked).toBe(first.issues.revoked);
     expect(after.issues['orphan-payment']).toBe(first.issues['orphan-payment']);
 
     const snapshot = await tables.dump('users');
-    const again = await runFullReconciliation(deps, options('fix'), new MemorySink());
+    const { result: again } = await fullRun(deps, 'fix');
     expect(again.counts.usersFixed).toBe(0);
     expect(await tables.dump('users')).toEqual(snapshot);
     // Orphans are reported, never created.
@@ -78,7 +75,7 @@ describe('full reconciliation rules', () => {
     await tables.putUser('u1', { L: [] });
     await tables.putPayment('recent', { userId: 'u1', courseId: 'c-recent', status: 'settlement', updatedAt: '2026-06-01T11:58:00Z' });
     await tables.putPayment('old', { userId: 'u1', courseId: 'c-old', status: 'settlement', updatedAt: '2026-06-01T11:50:00Z' });
-    const result = await runFullReconciliation(deps, options('fix'), new MemorySink());
+    const { result } = await fullRun(deps, 'fix');
     expect(result.inFlight).toBe(1);
     expect(courseIdsOf(await tables.userCourses('u1'))).toEqual(['c-old']);
   });
@@ -90,8 +87,8 @@ describe('full reconciliation rules', () => {
       await tables.putUser(`u${i}`, { L: [] });
       await tables.putPayment(`o${i}`, { userId: `u${i}`, courseId: 'c1', status: 'settlement' });
     }
-    const sink = new MemorySink();
-    const result = await runFullReconciliation(deps, options('cron-sync', { maxUserChanges: 2 }), sink);
+    const sink = await fullRun(deps, 'cron-sync', { maxUserChanges: 2 });
+    const { result } = sink;
     expect(result.capped).toBe(true);
     expect(result.counts.usersFixed).toBe(2);
     expect(sink.issues.filter((line) => line.kind === 'missing' && !line.applied)).toHaveLength(4);
@@ -107,23 +104,20 @@ describe('full reconciliation rules', () => {
       await tables.putUser(`u${i}`, { L: [{ S: 'c1' }] });
       await tables.putPayment(`o${i}`, { userId: `u${i}`, courseId: 'c1', status: 'refund' });
     }
-    const result = await runFullReconciliation(deps, options('fix', { segments: 1, concurrency: 1 }), new MemorySink());
+    const { result } = await fullRun(deps, 'fix', { segments: 1, buckets: 1 });
     expect(result.counts.coursesRemoved).toBe(1);
     expect(result.revocationCapReached).toBe(true);
     expect(result.issues.revoked).toBe(3);
   });
 
-  test('deep validation reports unbacked courses; the default skips the index queries', async () => {
+  test('every validation reports unbacked courses: every payment of each user is at hand in the join', async () => {
     tables = await startTestTables();
     const deps = createSyncDeps(tables.config, tables.client);
     await tables.putUser('u1', { L: [{ S: 'free-course' }, { S: 'paid' }] });
     await tables.putPayment('o1', { userId: 'u1', courseId: 'paid', status: 'settlement' });
-    const shallow = await runFullReconciliation(deps, options('validate'), new MemorySink());
-    const sink = new MemorySink();
-    const deep = await runFullReconciliation(deps, options('validate', { deep: true }), sink);
-    expect(shallow.issues.unbacked).toBe(0);
-    expect(deep.issues.unbacked).toBe(1);
-    expect(sink.issues.find((line) => line.kind === 'unbacked')).toMatchObject({ userId: 'u1', courseId: 'free-course', fix: 'none' });
+    const { result, issues } = await fullRun(deps, 'validate');
+    expect(result.issues.unbacked).toBe(1);
+    expect(issues.find((line) => line.kind === 'unbacked')).toMatchObject({ userId: 'u1', courseId: 'free-course', fix: 'none' });
   });
 
   test('a run past its deadline stops at a page boundary and says it is incomplete', async () => {
@@ -131,7 +125,7 @@ describe('full reconciliation rules', () => {
     const deps = createSyncDeps(tables.config, tables.client);
     await tables.putUser('u1', { L: [] });
     await tables.putPayment('o1', { userId: 'u1', courseId: 'c1', status: 'settlement' });
-    const result = await runFullReconciliation(deps, options('cron-sync', { deadline: Date.now() - 1 }), new MemorySink());
+    const { result } = await fullRun(deps, 'cron-sync', { deadline: Date.now() - 1 });
     expect(result.status).toBe('incomplete');
     expect(result.counts.paymentsScanned).toBe(0);
   });

@@ -33,6 +33,9 @@ describe('loadConfig', () => {
       maxUserChangesPerRun: 1000,
       maxRevocationsPerRun: 100,
       scanSegments: 4,
+      scanReadUnitsPerSecond: undefined,
+      joinBuckets: 1,
+      joinMemoryMb: 1024,
       logLevel: 'INFO',
     };
     expect(loadConfig(REQUIRED)).toEqual(expected);
@@ -68,6 +71,9 @@ describe('loadConfig', () => {
       MAX_USER_CHANGES_PER_RUN: '50',
       MAX_REVOCATIONS_PER_RUN: '0',
       SCAN_SEGMENTS: '16',
+      SCAN_READ_UNITS_PER_SECOND: ' 500 ',
+      JOIN_BUCKETS: '8',
+      JOIN_MEMORY_MB: '2048',
       LOG_LEVEL: 'warn',
     });
     expect(config).toEqual({
@@ -86,6 +92,9 @@ describe('loadConfig', () => {
       maxUserChangesPerRun: 50,
       maxRevocationsPerRun: 0,
       scanSegments: 16,
+      scanReadUnitsPerSecond: 500,
+      joinBuckets: 8,
+      joinMemoryMb: 2048,
       logLevel: 'WARN',
     });
   });

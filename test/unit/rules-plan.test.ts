@@ -89,7 +89,7 @@ describe('collectEvidence', () => {
 describe('planUser', () => {
   test('the scopes', () => {
     expect(FULL_SCOPE).toEqual({ grant: true, dedupe: true, revoke: true, unbacked: true });
-    expect(ISSUE_KINDS).toEqual(['missing', 'duplicate', 'revoked', 'unbacked', 'malformed-entry', 'orphan-payment', 'malformed-payment']);
+    expect(ISSUE_KINDS).toEqual(['missing', 'duplicate', 'revoked', 'unbacked', 'malformed-entry', 'orphan-payment', 'malformed-payment', 'unknown-status', 'error']);
   });
 
   test('in sync: nothing to write, no issues', () => {

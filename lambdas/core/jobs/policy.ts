@@ -10,18 +10,33 @@ export function planPolicy(config: SyncConfig, now: number, revokeOnRefund = con
 
 export interface ReadPayments {
   readonly payments: Payment[];
-  readonly malformed: Issue[];
+  /** Report-only lines about the payments themselves: `malformed-payment` and `unknown-status`. */
+  readonly problems: Issue[];
 }
 
-/** Reads payment items through the mapping; the unreadable ones become `malformed-payment` lines. */
+/**
+ * Reads payment items through the mapping; the unreadable ones become `malformed-payment`
+ * lines, and a status no rule knows an `unknown-status` line (the payment grants nothing).
+ */
 export function readPayments(items: readonly WireItem[], config: SyncConfig): ReadPayments {
   const payments: Payment[] = [];
-  const malformed: Issue[] = [];
+  const problems: Issue[] = [];
   for (const item of items) {
     const reading = readPayment(item, config.payment, config);
-    if (reading.ok) payments.push(reading.payment);
-    else {
-      malformed.push({
+    if (reading.ok) {
+      payments.push(reading.payment);
+      const { payment } = reading;
+      if (payment.classification === 'unknown') {
+        problems.push({
+          kind: 'unknown-status',
+          userId: payment.userId,
+          orderIds: [payment.orderId],
+          fix: 'none',
+          detail: `status ${JSON.stringify(item[config.payment.status] ?? null)} is not one the rules know; the payment grants nothing`,
+        });
+      }
+    } else {
+      problems.push({
         kind: 'malformed-payment',
         userId: reading.userId,
         orderIds: [reading.orderId],
@@ -30,7 +45,7 @@ export function readPayments(items: readonly WireItem[], config: SyncConfig): Re
       });
     }
   }
-  return { payments, malformed };
+  return { payments, problems };
 }
 
 /** `orphan-payment` lines: paid payments whose user item does not exist. No user is ever created. */

@@ -22,6 +22,52 @@ export interface UserReconcileOptions {
   /** Plan and report only; the seed's `validateUserData`. */
   readonly dryRun: boolean;
   readonly runId: string;
+  /** Full runs only: payments changed within the grace window are left to the stream. */
+  readonly grace?: boolean;
+  /** Full runs only: the run's change and revocation caps. */
+  readonly limits?: RunLimits;
+}
+
+/**
+ * A run's blast-radius limits. Claims are made before writing and released when a write does
+ * not happen, so users reconciled concurrently can never overshoot a cap.
+ */
+export class RunLimits {
+  capped = false;
+  revocationCapReached = false;
+
+  constructor(
+    /** Users the run may still change; undefined = no cap (a person chose the run). */
+    private changesLeft: number | undefined,
+    private revocationsLeft: number,
+  ) {}
+
+  claimChange(): boolean {
+    if (this.changesLeft === undefined) return true;
+    if (this.changesLeft <= 0) {
+      this.capped = true;
+      return false;
+    }
+    this.changesLeft--;
+    return true;
+  }
+
+  releaseChange(): void {
+    if (this.changesLeft !== undefined) this.changesLeft++;
+  }
+
+  claimRevocations(count: number): boolean {
+    if (count > this.revocationsLeft) {
+      this.revocationCapReached = true;
+      return false;
+    }
+    this.revocationsLeft -= count;
+    return true;
+  }
+
+  releaseRevocations(count: number): void {
+    this.revocationsLeft += count;
+  }
 }
 
 export interface UserReconcileResult {
@@ -43,31 +89,50 @@ function answer(userId: string, status: UserStatus, plan: UserPlan | undefined, 
 
 /**
  * Validates (dry run) or fixes one user against all of their payments: the seed's
- * `syncUserPayments(userId)`. A person asked for this user, so no grace window applies.
+ * `syncUserPayments(userId)`, and the confirm-and-repair step of a full run. A fresh
+ * consistent read and a complete index query, so a stale snapshot can never write a wrong list.
  */
 export async function reconcileUser(deps: SyncDeps, userId: string, options: UserReconcileOptions): Promise<UserReconcileResult> {
   const items = await deps.payments.queryByUser(userId);
   const paymentsRead = items.length;
-  const { payments, malformed } = readPayments(items, deps.config);
-  const evidence = collectEvidence(payments, { complete: true });
-  const planner = (snapshot: UserSnapshot): UserPlan =>
-    planUser(userId, snapshot.courses, evidence, FULL_SCOPE, planPolicy(deps.config, deps.now()));
+  const { payments, problems } = readPayments(items, deps.config);
+  const now = deps.now();
+  const evidence = collectEvidence(payments, { complete: true, grace: options.grace ? { now, graceMinutes: deps.config.graceMinutes } : undefined });
+  const { limits } = options;
+  let revocationsClaimed = 0;
+  // Under a revocation cap a plan that would revoke past it is made again without revoking.
+  const planner = (snapshot: UserSnapshot): UserPlan => {
+    const plan = planUser(userId, snapshot.courses, evidence, FULL_SCOPE, planPolicy(deps.config, now));
+    const more = plan.removed.length - revocationsClaimed;
+    if (!limits || more <= 0 || limits.claimRevocations(more)) {
+      revocationsClaimed = Math.max(revocationsClaimed, plan.removed.length);
+      return plan;
+    }
+    return planUser(userId, snapshot.courses, evidence, FULL_SCOPE, planPolicy(deps.config, now, false));
+  };
+  const notFound = (): UserReconcileResult => {
+    limits?.releaseRevocations(revocationsClaimed);
+    return { result: answer(userId, 'not-found', undefined, [...problems, ...orphanIssues(userId, payments)]), change: undefined, paymentsRead };
+  };
+  const unwritten = (status: UserStatus, plan: UserPlan): UserReconcileResult => {
+    limits?.releaseRevocations(revocationsClaimed);
+    return { result: answer(userId, status, plan, [...problems, ...plan.issues]), change: undefined, paymentsRead };
+  };
 
-  if (options.dryRun) {
-    const snapshot = await deps.users.get(userId);
-    if (!snapshot.exists) return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined, paymentsRead };
-    const plan = planner(snapshot);
-    return { result: answer(userId, plan.next ? 'would-fix' : 'in-sync', plan, [...malformed, ...plan.issues]), change: undefined, paymentsRead };
-  }
+  const snapshot = await deps.users.get(userId);
+  if (!snapshot.exists) return notFound();
+  const first = planner(snapshot);
+  if (!first.next) return unwritten('in-sync', first);
+  if (options.dryRun || (limits && !limits.claimChange())) return unwritten('would-fix', first);
 
-  const outcome = await deps.users.update(userId, planner);
-  if (outcome.kind === 'not-found') {
-    return { result: answer(userId, 'not-found', undefined, [...malformed, ...orphanIssues(userId, payments)]), change: undefined, paymentsRead };
-  }
-  if (outcome.kind === 'unchanged') return { result: answer(userId, 'in-sync', outcome.plan, [...malformed, ...outcome.plan.issues]), change: undefined, paymentsRead };
+  const outcome = await deps.users.update(userId, planner, snapshot);
+  if (outcome.kind !== 'changed') limits?.releaseChange();
+  if (outcome.kind === 'not-found') return notFound();
+  if (outcome.kind === 'unchanged') return unwritten('in-sync', outcome.plan);
   const { plan } = outcome;
+  limits?.releaseRevocations(revocationsClaimed - plan.removed.length);
   return {
-    result: answer(userId, 'fixed', plan, [...malformed, ...plan.issues]),
+    result: answer(userId, 'fixed', plan, [...problems, ...plan.issues]),
     change: changeLine(options.runId, userId, outcome.before.raw, outcome.after, plan, deps.now()),
     paymentsRead,
   };

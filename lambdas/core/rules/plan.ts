@@ -10,6 +10,8 @@ export const ISSUE_KINDS = [
   'malformed-entry',
   'orphan-payment',
   'malformed-payment',
+  'unknown-status',
+  'error',
 ] as const;
 export type IssueKind = (typeof ISSUE_KINDS)[number];
 

@@ -1,0 +1,116 @@
+import type { SyncDeps } from '../../deps';
+import { joinBucket, type JoinedRow, type JoinLimits } from '../../join/duckdb-join';
+import { emptyIssueCounts, type IssueCounts, type IssueLine } from '../../report/report';
+import type { WireItem } from '../../rules/attribute-values';
+import { decodeCourses } from '../../rules/courses-list';
+import { isInFlight } from '../../rules/payment';
+import { collectEvidence, FULL_SCOPE, planUser, type Issue } from '../../rules/plan';
+import { readManifests } from '../../snapshot/export-layout';
+import type { RunStorage } from '../../storage/run-storage';
+import { orphanIssues, planPolicy, readPayments } from '../policy';
+import { PartWriter, runLayout } from './layout';
+
+/** User ids per candidate file: one repair task's work, small enough for a Map item's key. */
+export const CANDIDATES_PER_FILE = 2000;
+
+export interface PlanBucketTask {
+  readonly runId: string;
+  readonly folder: string;
+  readonly paymentsManifest: string;
+  readonly usersManifest: string;
+  readonly bucket: number;
+  readonly buckets: number;
+  /** Fix modes: users whose plan changes something become candidates and their lines are the repair's to write. */
+  readonly writes: boolean;
+  /** Epoch ms the grace window is measured from: the snapshot's time. */
+  readonly snapshotAt: number;
+  readonly limits: JoinLimits;
+}
+
+export interface PlanBucketResult {
+  readonly bucket: number;
+  readonly paymentsScanned: number;
+  readonly usersScanned: number;
+  readonly inFlight: number;
+  readonly issues: IssueCounts;
+  readonly candidates: number;
+  readonly candidateKeys: readonly string[];
+}
+
+const byOrderId = (a: WireItem, b: WireItem, attr: string): number => {
+  const left = a[attr]?.S ?? '';
+  const right = b[attr]?.S ?? '';
+  return left < right ? -1 : left > right ? 1 : 0;
+};
+
+/**
+ * Plan: every user of one bucket of the join through the one decision function, with every
+ * payment of theirs at hand (so `unbacked` costs nothing). Report lines go to the bucket's
+ * report part; users whose plan changes something go to candidate files for the repair.
+ */
+export async function planBucket(deps: SyncDeps, storage: RunStorage, task: PlanBucketTask): Promise<PlanBucketResult> {
+  const { config } = deps;
+  const layout = runLayout(task.folder);
+  const [payments, users] = await Promise.all([readManifests(storage, task.paymentsManifest), readManifests(storage, task.usersManifest)]);
+  const [paymentFiles, userFiles] = await Promise.all([storage.localPaths(payments.dataFileKeys), storage.localPaths(users.dataFileKeys)]);
+  const grace = { now: task.snapshotAt, graceMinutes: config.graceMinutes };
+  const policy = planPolicy(config, task.snapshotAt);
+  const issues = emptyIssueCounts();
+  const lines = new PartWriter<IssueLine>(storage, (part) => layout.part(layout.planStage(task.bucket), 'issues', part));
+  let candidates: string[] = [];
+  const candidateKeys: string[] = [];
+  let candidateCount = 0;
+  let paymentsScanned = 0;
+  let usersScanned = 0;
+  let inFlight = 0;
+  const report = async (found: readonly Issue[]): Promise<void> => {
+    for (const issue of found) {
+      issues[issue.kind]++;
+      await lines.add({ ...issue, runId: task.runId, applied: false });
+    }
+  };
+  const flushCandidates = async (): Promise<void> => {
+    if (candidates.length === 0) return;
+    const key = layout.candidateFile(task.bucket, candidateKeys.length);
+    await storage.put(key, JSON.stringify(candidates));
+    candidateKeys.push(key);
+    candidates = [];
+  };
+
+  const planRow = async (row: JoinedRow): Promise<void> => {
+    const items = row.payments.map((text) => JSON.parse(text) as WireItem).sort((a, b) => byOrderId(a, b, config.payment.id));
+    paymentsScanned += items.length;
+    const read = readPayments(items, config);
+    await report(read.problems);
+    const settled = read.payments.filter((payment) => !isInFlight(payment, grace.now, grace.graceMinutes));
+    inFlight += read.payments.length - settled.length;
+    if (row.userId === undefined) return;
+    if (row.user === undefined) {
+      await report(orphanIssues(row.userId, settled));
+      return;
+    }
+    usersScanned++;
+    const user = JSON.parse(row.user) as WireItem;
+    const evidence = collectEvidence(read.payments, { complete: true, grace });
+    const plan = planUser(row.userId, decodeCourses(user[config.user.courses]), evidence, FULL_SCOPE, policy);
+    if (!plan.next || !task.writes) return report(plan.issues);
+    candidates.push(row.userId);
+    candidateCount++;
+    if (candidates.length >= CANDIDATES_PER_FILE) await flushCandidates();
+  };
+
+  for await (const rows of joinBucket({
+    paymentFiles,
+    userFiles,
+    paymentUserAttr: config.payment.user,
+    userKeyAttr: config.user.key,
+    bucket: task.bucket,
+    buckets: task.buckets,
+    limits: task.limits,
+  })) {
+    for (const row of rows) await planRow(row);
+  }
+  await lines.close();
+  await flushCandidates();
+  return { bucket: task.bucket, paymentsScanned, usersScanned, inFlight, issues, candidates: candidateCount, candidateKeys };
+}

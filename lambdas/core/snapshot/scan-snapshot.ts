@@ -1,0 +1,108 @@
+import type { SyncDeps } from '../deps';
+import { scanSegmentPage, type ScanCursor } from '../store/payments-store';
+import { storageKey, type RunStorage } from '../storage/run-storage';
+import { encodeDataFile, writeManifests, type ManifestFileLine } from './export-layout';
+import type { ReadBudget } from './read-budget';
+
+export type SnapshotTable = 'payments' | 'users';
+
+/** Where a segment of a scan snapshot stands; stored after every page, so a worker can stop anywhere. */
+export interface SegmentCheckpoint {
+  readonly cursor: ScanCursor | undefined;
+  readonly done: boolean;
+  readonly pages: readonly ManifestFileLine[];
+  readonly consumedCapacity: number;
+}
+
+export interface SegmentTask {
+  /** The snapshot's folder in the run's storage, e.g. `runs/<run id>/snapshot`. */
+  readonly folder: string;
+  readonly table: SnapshotTable;
+  readonly segment: number;
+  readonly totalSegments: number;
+  /** Epoch ms after which the worker stops at the next page and answers `done: false`. */
+  readonly deadline?: number;
+  /** Pages this turn may read at most; undefined = until the segment ends or the deadline. */
+  readonly maxPages?: number;
+  readonly pageSize?: number;
+}
+
+export interface SegmentProgress {
+  readonly done: boolean;
+  readonly items: number;
+  readonly consumedCapacity: number;
+}
+
+const pad = (value: number, width: number): string => String(value).padStart(width, '0');
+
+export function tableFolder(folder: string, table: SnapshotTable): string {
+  return storageKey(folder, table);
+}
+
+function checkpointKey(task: Pick<SegmentTask, 'folder' | 'table' | 'segment'>): string {
+  return storageKey(tableFolder(task.folder, task.table), 'segments', `segment-${pad(task.segment, 4)}.json`);
+}
+
+async function readCheckpoint(storage: RunStorage, task: SegmentTask): Promise<SegmentCheckpoint> {
+  const text = await storage.getText(checkpointKey(task));
+  return text === undefined ? { cursor: undefined, done: false, pages: [], consumedCapacity: 0 } : (JSON.parse(text) as SegmentCheckpoint);
+}
+
+const itemsOf = (checkpoint: SegmentCheckpoint): number => checkpoint.pages.reduce((sum, page) => sum + page.itemCount, 0);
+
+/**
+ * One worker's turn on one segment of a table: scan pages from the stored cursor, write each
+ * page as a data file as it is read (raw wire items, never unmarshalled), then store the new
+ * cursor. A page's file name is fixed by its position, so a worker killed between the file and
+ * the cursor rewrites the same file on resume: a resumed segment holds exactly what an
+ * uninterrupted one does. Reads are paced by the shared read budget.
+ */
+export async function scanSnapshotSegment(deps: SyncDeps, storage: RunStorage, budget: ReadBudget, task: SegmentTask): Promise<SegmentProgress> {
+  let checkpoint = await readCheckpoint(storage, task);
+  const tableName = task.table === 'payments' ? deps.config.paymentsTable : deps.config.usersTable;
+  for (let pages = 0; !checkpoint.done && pages < (task.maxPages ?? Infinity); pages++) {
+    if (task.deadline !== undefined && deps.now() >= task.deadline) break;
+    await budget.ready();
+    const page = await scanSegmentPage(deps.client, tableName, {
+      segment: task.segment,
+      totalSegments: task.totalSegments,
+      cursor: checkpoint.cursor,
+      pageSize: task.pageSize,
+    });
+    budget.spend(page.consumedCapacity);
+    const pages = [...checkpoint.pages];
+    if (page.items.length > 0) {
+      const dataFileS3Key = storageKey(tableFolder(task.folder, task.table), 'data', `segment-${pad(task.segment, 4)}-page-${pad(pages.length, 6)}.json.gz`);
+      const { body, md5Checksum } = encodeDataFile(page.items);
+      await storage.put(dataFileS3Key, body);
+      pages.push({ itemCount: page.items.length, md5Checksum, dataFileS3Key });
+    }
+    checkpoint = { cursor: page.cursor, done: page.cursor === undefined, pages, consumedCapacity: checkpoint.consumedCapacity + page.consumedCapacity };
+    await storage.put(checkpointKey(task), JSON.stringify(checkpoint));
+  }
+  return { done: checkpoint.done, items: itemsOf(checkpoint), consumedCapacity: checkpoint.consumedCapacity };
+}
+
+export interface FinishedSnapshot {
+  /** The key of `manifest-summary.json`: what the join is given. */
+  readonly manifest: string;
+  readonly items: number;
+  readonly consumedCapacity: number;
+}
+
+/** Once every segment is done: the manifests that make the scanned files an export-layout snapshot. */
+export async function finishScanSnapshot(
+  storage: RunStorage,
+  task: { readonly folder: string; readonly table: SnapshotTable; readonly totalSegments: number; readonly startedAt: string; readonly finishedAt: string },
+): Promise<FinishedSnapshot> {
+  const files: ManifestFileLine[] = [];
+  let consumedCapacity = 0;
+  for (let segment = 0; segment < task.totalSegments; segment++) {
+    const checkpoint = await readCheckpoint(storage, { ...task, segment });
+    if (!checkpoint.done) throw new Error(`snapshot of ${task.table}: segment ${segment} of ${task.totalSegments} is not finished`);
+    files.push(...checkpoint.pages);
+    consumedCapacity += checkpoint.consumedCapacity;
+  }
+  const manifest = await writeManifests(storage, tableFolder(task.folder, task.table), files, { startTime: task.startedAt, endTime: task.finishedAt, exportTime: task.startedAt }, consumedCapacity);
+  return { manifest, items: files.reduce((sum, file) => sum + file.itemCount, 0), consumedCapacity };
+}
