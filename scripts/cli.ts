@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
@@ -122,6 +123,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
   const folder = join(cli.reportDir, runId);
   let backup: BackupReceipt | undefined;
   if (mode === 'migrate' && !dryRun) {
+    mkdirSync(folder, { recursive: true });
     backup = embedded || deps.config.endpoint
       ? await exportUsersToFile(deps.client, deps.config, join(folder, 'users-backup.jsonl'))
       : await backupUsersTable(deps.client, deps.config, runId);

@@ -28,7 +28,10 @@ describe('the command line', () => {
     expect(Object.keys(summary.issues).sort()).toEqual([...ISSUE_KINDS].sort());
     expect(summary.counts.coursesAdded).toBeGreaterThan(0);
     const folder = join(reports, summary.runId);
-    expect(readdirSync(folder).sort()).toEqual(['changes.jsonl', 'issues.jsonl', 'summary.json']);
+    // The report, and the run's snapshot in the export layout and its candidate files beside it.
+    expect(readdirSync(folder).sort()).toEqual(['candidates', 'changes.jsonl', 'issues.jsonl', 'snapshot', 'summary.json']);
+    expect(readdirSync(join(folder, 'snapshot', 'payments'))).toEqual(expect.arrayContaining(['manifest-summary.json', 'manifest-files.json', 'data']));
+    expect(summary.snapshotAt).toEqual(expect.any(String));
     expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8')).counts).toEqual(summary.counts);
     const changes = readFileSync(join(folder, 'changes.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
     expect(new Set(changes.map((change) => change.userId)).size).toBe(summary.counts.usersFixed);

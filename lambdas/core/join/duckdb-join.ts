@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance, DuckDBListValue, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
 /** One joined key: the user's raw item (if any) and the raw items of all their payments. */
 export interface JoinedRow {
@@ -40,33 +40,33 @@ const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
 /** A user key as the rules read one: a string, or a number as DynamoDB spells it. */
 const keyOf = (attr: string): string => `coalesce(json->'Item'->${literal(attr)}->>'S', json->'Item'->${literal(attr)}->>'N')`;
 
+/** A key's bucket; keyless payments (to be reported as malformed) go to bucket 0. */
 function bucketOf(buckets: number): string {
-  return buckets === 1 ? '0' : `(hash(uid) % ${buckets})`;
+  return `(CASE WHEN uid IS NULL THEN 0 ELSE hash(uid) % ${buckets} END)`;
 }
 
 /**
- * Loads one table's files into the join's database, keeping only this bucket's keys. Each
- * load reads one table, so one JSON reader's buffers are in memory at a time; the database is
- * a file, so what does not fit in `memory_limit` goes to disk.
+ * Adds one table's items to the join's single `items` table, keeping only this bucket's keys.
+ * Each load reads one table, so one JSON reader's buffers are in memory at a time; the
+ * database is a file, so what does not fit in `memory_limit` goes to disk. (One table, not a
+ * UNION of two, because DuckDB's sort of a union could not stay within a small memory limit.)
  */
-async function load(connection: DuckDBConnection, table: string, files: readonly string[], keyAttr: string, bucket: number, buckets: number, keepKeyless: boolean): Promise<void> {
-  if (files.length === 0) {
-    await connection.run(`CREATE TABLE ${table} (uid VARCHAR, raw VARCHAR)`);
-    return;
-  }
+async function load(connection: DuckDBConnection, files: readonly string[], keyAttr: string, isUser: boolean, bucket: number, buckets: number): Promise<void> {
+  if (files.length === 0) return;
   const source = `read_json_objects([${files.map(literal).join(', ')}], format = 'newline_delimited', compression = 'gzip', maximum_object_size = ${MAX_OBJECT_BYTES})`;
   const keyed = `SELECT ${keyOf(keyAttr)} AS uid, (json->'Item')::VARCHAR AS raw FROM ${source}`;
-  const keyless = keepKeyless && bucket === 0 ? 'uid IS NULL OR ' : '';
-  await connection.run(`CREATE TABLE ${table} AS SELECT uid, raw FROM (${keyed}) WHERE ${keyless}(uid IS NOT NULL AND ${bucketOf(buckets)} = ${bucket})`);
+  await connection.run(`INSERT INTO items SELECT uid, ${isUser}, raw FROM (${keyed}) WHERE ${bucketOf(buckets)} = ${bucket}`);
 }
 
 /**
- * The join of one bucket: payments grouped by user id, full outer join with the users, so
- * that each row is one user with every payment of theirs (or a user with none, or payments
- * with no user item). DuckDB handles keys and grouping only; every rule stays in TypeScript.
- * Payments without a user id come in bucket 0, one row each.
+ * The join of one bucket: a full outer join of users and their payments, as a sort-merge
+ * join. Both tables' rows are sorted by user id, so each user's item and every payment of
+ * theirs arrive together and are grouped here, one user at a time:
+ * a user with no payments, payments with no user item, and both. DuckDB's sort spills to disk,
+ * so memory stays within `memory_limit` whatever the bucket's size. DuckDB handles keys and
+ * order only; every rule stays in TypeScript. Payments without a user id come in bucket 0,
+ * one row each. Yields a chunk of joined rows at a time.
  */
-/** Yields the rows a DuckDB chunk at a time (2,048 rows), so memory holds one chunk, not the bucket. */
 export async function* joinBucket(spec: BucketJoin): AsyncGenerator<JoinedRow[]> {
   const workDir = await mkdtemp(join(spec.limits.tempDirectory ?? tmpdir(), 'payment-sync-join-'));
   const instance = await DuckDBInstance.create(join(workDir, 'join.duckdb'), {
@@ -77,26 +77,31 @@ export async function* joinBucket(spec: BucketJoin): AsyncGenerator<JoinedRow[]>
   });
   const connection = await instance.connect();
   try {
-    await load(connection, 'payments', spec.paymentFiles, spec.paymentUserAttr, spec.bucket, spec.buckets, true);
-    await load(connection, 'users', spec.userFiles, spec.userKeyAttr, spec.bucket, spec.buckets, false);
-    const result = await connection.stream(`
-      WITH by_user AS (SELECT uid, list(raw) AS payments FROM payments WHERE uid IS NOT NULL GROUP BY uid)
-      SELECT coalesce(users.uid, by_user.uid) AS uid, users.raw AS user_item, by_user.payments
-        FROM users FULL OUTER JOIN by_user ON users.uid = by_user.uid
-      UNION ALL
-      SELECT NULL, NULL, [raw] FROM payments WHERE uid IS NULL`);
+    await connection.run('CREATE TABLE items (uid VARCHAR, is_user BOOLEAN, raw VARCHAR)');
+    await load(connection, spec.paymentFiles, spec.paymentUserAttr, false, spec.bucket, spec.buckets);
+    await load(connection, spec.userFiles, spec.userKeyAttr, true, spec.bucket, spec.buckets);
+    const result = await connection.stream('SELECT uid, is_user, raw FROM items WHERE uid IS NOT NULL ORDER BY uid');
+    let current: { userId: string; user: string | undefined; payments: string[] } | undefined;
     for (;;) {
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
       const rows: JoinedRow[] = [];
-      for (const [uid, user, payments] of chunk.getRows()) {
-        rows.push({
-          userId: typeof uid === 'string' ? uid : undefined,
-          user: typeof user === 'string' ? user : undefined,
-          payments: payments instanceof DuckDBListValue ? (payments.items as string[]) : [],
-        });
+      for (const [uid, isUser, raw] of chunk.getRows() as Array<[string, boolean, string]>) {
+        if (current?.userId !== uid) {
+          if (current) rows.push(current);
+          current = { userId: uid, user: undefined, payments: [] };
+        }
+        if (isUser) current.user = raw;
+        else current.payments.push(raw);
       }
       yield rows;
+    }
+    if (current) yield [current];
+    const keyless = await connection.stream('SELECT raw FROM items WHERE uid IS NULL');
+    for (;;) {
+      const chunk = await keyless.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      yield (chunk.getRows() as Array<[string]>).map(([raw]) => ({ userId: undefined, user: undefined, payments: [raw] }));
     }
   } finally {
     connection.closeSync();

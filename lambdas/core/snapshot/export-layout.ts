@@ -92,7 +92,8 @@ export async function readManifests(storage: RunStorage, summaryKey: string): Pr
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as ManifestFileLine);
   return {
-    dataFileKeys: lines.map((line) => line.dataFileS3Key),
+    // An export writes an empty file for each empty partition: nothing in it to read.
+    dataFileKeys: lines.filter((line) => line.itemCount > 0).map((line) => line.dataFileS3Key),
     itemCount: summary.itemCount ?? lines.reduce((sum, line) => sum + line.itemCount, 0),
     exportTime: summary.exportTime,
     consumedCapacity: summary.consumedCapacity ?? 0,
