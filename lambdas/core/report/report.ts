@@ -59,15 +59,3 @@ export function newRunId(mode: string, at: Date = new Date()): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${mode}-${Math.random().toString(36).slice(2, 8)}`;
 }
-
-/** A sink that keeps lines in memory: for tests and small manual runs. */
-export class MemorySink implements ReportSink {
-  readonly issues: IssueLine[] = [];
-  readonly changes: ChangeLine[] = [];
-  issue(line: IssueLine): void {
-    this.issues.push(line);
-  }
-  change(line: ChangeLine): void {
-    this.changes.push(line);
-  }
-}
