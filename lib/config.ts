@@ -261,6 +261,24 @@ export function lambdaEnvironment(config: DeployConfig, tables: TableNames): Rec
   return environment;
 }
 
+/**
+ * Share of a full-run function's memory given to DuckDB's join (its `memory_limit`; past it,
+ * the join spills to /tmp). The rest is Node's: the handler, the SDK, a chunk of joined rows
+ * and the repair batches, plus DuckDB's own allocations outside its buffer manager.
+ */
+export const JOIN_MEMORY_SHARE = 0.6;
+
+/** The sync and validate functions also size the DuckDB join to their memory (MB). */
+export function fullRunEnvironment(config: DeployConfig, tables: TableNames, memorySizeMb: number): Record<string, string> {
+  const environment = {
+    ...lambdaEnvironment(config, tables),
+    // In whole hundreds of MB, rounded down: 3008 MB gives 1800.
+    JOIN_MEMORY_MB: String(Math.floor((memorySizeMb * JOIN_MEMORY_SHARE) / 100) * 100),
+  };
+  assertLambdaAccepts(environment);
+  return environment;
+}
+
 /** The health function also inspects the stream's failure queue. */
 export function healthEnvironment(config: DeployConfig, tables: TableNames, failureQueueUrl: string): Record<string, string> {
   const syncInterval = scheduleIntervalMinutes(config.schedules.sync);

@@ -1,8 +1,11 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Size } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import type { DeployConfig } from '../config';
+import { fullRunEnvironment, type DeployConfig } from '../config';
 import type { PaymentTables } from './payment-tables';
-import { SyncFunction, type SharedFunctionProps } from './sync-function';
+import { SyncFunction, type SharedFunctionProps, type SyncFunctionProps } from './sync-function';
+
+/** A full run joins a snapshot of both tables in DuckDB; 60% of this goes to the join (JOIN_MEMORY_MB). */
+const FULL_RUN_MEMORY_MB = 3008;
 
 export interface ReconciliationProps {
   readonly config: DeployConfig;
@@ -23,7 +26,14 @@ export class Reconciliation extends Construct {
   constructor(scope: Construct, id: string, props: ReconciliationProps) {
     super(scope, id);
     const { config, tables, functionDefaults } = props;
-    const fullRun = { memorySize: 1024, timeout: Duration.minutes(15) };
+    const fullRun: Pick<SyncFunctionProps, 'memorySize' | 'ephemeralStorageSize' | 'timeout' | 'environment' | 'usesDuckDb'> = {
+      memorySize: FULL_RUN_MEMORY_MB,
+      // /tmp holds the run's scan snapshot and the join's database and spill files.
+      ephemeralStorageSize: Size.gibibytes(4),
+      timeout: Duration.minutes(15),
+      environment: fullRunEnvironment(config, tables.names, FULL_RUN_MEMORY_MB),
+      usesDuckDb: true,
+    };
 
     this.sync = new SyncFunction(this, 'SyncFunction', {
       ...functionDefaults,

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { Duration, type RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, type RemovalPolicy, type Size, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -8,7 +9,23 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
 
-const LAMBDAS_DIR = path.join(__dirname, '..', '..', 'lambdas');
+const PROJECT_ROOT = path.join(__dirname, '..', '..');
+const LAMBDAS_DIR = path.join(PROJECT_ROOT, 'lambdas');
+
+/**
+ * DuckDB's native binding and the architecture it is built for, decided together here.
+ * `@duckdb/node-bindings` loads a per-platform package that npm installs for the host only
+ * (an optional dependency per OS and CPU); this project's node_modules holds the linux-x64
+ * (glibc) one, so the functions that ship DuckDB run on x86_64. To move them to ARM64, install
+ * `@duckdb/node-bindings-linux-arm64` and change both fields.
+ */
+export const DUCKDB_BINDING = { package: '@duckdb/node-bindings-linux-x64', architecture: lambda.Architecture.X86_64 } as const;
+
+/**
+ * What `@duckdb/node-api` loads at run time (from the packages' package.json): the API, the
+ * bindings loader, its platform binding (duckdb.node and libduckdb.so) and detect-libc.
+ */
+const DUCKDB_RUNTIME_PACKAGES = ['@duckdb/node-api', '@duckdb/node-bindings', DUCKDB_BINDING.package, 'detect-libc'];
 
 export type HandlerName = 'stream' | 'sync' | 'validate' | 'health';
 
@@ -18,6 +35,13 @@ export interface SyncFunctionProps {
   readonly description: string;
   readonly memorySize: number;
   readonly timeout: Duration;
+  /** /tmp; Lambda's default (512 MiB) when absent. */
+  readonly ephemeralStorageSize?: Size;
+  /**
+   * The handler imports DuckDB: it stays out of the esbuild bundle and its packages are copied
+   * next to it from node_modules, and the function runs on the binding's architecture.
+   */
+  readonly usesDuckDb?: boolean;
   readonly environment: Record<string, string>;
   readonly logRetention: logs.RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
@@ -27,9 +51,34 @@ export interface SyncFunctionProps {
 export type SharedFunctionProps = Pick<SyncFunctionProps, 'environment' | 'logRetention' | 'logRemovalPolicy'>;
 
 /**
- * One Lambda function of payment-sync with the project's defaults: Node 24 on ARM64,
- * esbuild bundling with source maps, its own log group and its own role, which starts
- * with nothing but writing to that log group; each concern adds exactly what it needs.
+ * A native module cannot go into the bundle: DuckDB stays external and its runtime packages
+ * are copied as they are from the project's node_modules (never installed: synth is offline).
+ */
+const duckDbBundling: Pick<nodejs.BundlingOptions, 'externalModules' | 'commandHooks'> = {
+  externalModules: ['@duckdb/node-api'],
+  commandHooks: {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) => [
+      `mkdir -p "${outputDir}/node_modules/@duckdb"`,
+      ...DUCKDB_RUNTIME_PACKAGES.map((name) => `cp -R "${inputDir}/node_modules/${name}" "${outputDir}/node_modules/${name}"`),
+    ],
+  },
+};
+
+/** Fails the synth with the reason, not with a failed `cp` inside the bundling step. */
+function assertInstalled(packages: readonly string[]): void {
+  const missing = packages.filter((name) => !existsSync(path.join(PROJECT_ROOT, 'node_modules', name, 'package.json')));
+  if (missing.length > 0) {
+    throw new Error(`DuckDB functions ship packages from node_modules, which lacks ${missing.join(', ')}: run npm ci on a linux-x64 host (see DUCKDB_BINDING)`);
+  }
+}
+
+/**
+ * One Lambda function of payment-sync with the project's defaults: Node 24 on ARM64 (on
+ * DuckDB's binding's architecture for the functions that use it), esbuild bundling with
+ * source maps, its own log group and its own role, which starts with nothing but writing to
+ * that log group; each concern adds exactly what it needs.
  */
 export class SyncFunction extends Construct {
   readonly function: nodejs.NodejsFunction;
@@ -51,13 +100,15 @@ export class SyncFunction extends Construct {
     // Instead of AWSLambdaBasicExecutionRole (logs:* on every group): this group only.
     this.logGroup.grantWrite(this.role);
 
+    if (props.usesDuckDb) assertInstalled(DUCKDB_RUNTIME_PACKAGES);
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       entry: path.join(LAMBDAS_DIR, props.handler, 'handler.ts'),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
+      architecture: props.usesDuckDb ? DUCKDB_BINDING.architecture : lambda.Architecture.ARM_64,
       description: props.description,
       memorySize: props.memorySize,
+      ephemeralStorageSize: props.ephemeralStorageSize,
       timeout: props.timeout,
       role: this.role,
       logGroup: this.logGroup,
@@ -73,6 +124,7 @@ export class SyncFunction extends Construct {
         sourcesContent: false,
         // The SDK goes into the bundle, so production runs the version the tests ran.
         bundleAwsSDK: true,
+        ...(props.usesDuckDb ? duckDbBundling : {}),
       },
     });
   }

@@ -4,6 +4,7 @@ import { loadConfig } from '../../lambdas/core/config';
 import {
   DeployConfigError,
   deploymentEnvironment,
+  fullRunEnvironment,
   healthEnvironment,
   lambdaEnvironment,
   loadDeployConfig,
@@ -78,6 +79,8 @@ describe('loadDeployConfig', () => {
       POWERTOOLS_METRICS_NAMESPACE: 'PaymentSync',
     });
     expect(healthEnvironment(config, { payments: 'p', users: 'u' }, 'https://sqs/q')).toMatchObject({ FAILURE_QUEUE_URL: 'https://sqs/q' });
+    // About 60% of the function's memory for the DuckDB join, read back by the Lambda loader.
+    expect(loadConfig(fullRunEnvironment(config, { payments: 'p', users: 'u' }, 3008)).joinMemoryMb).toBe(1800);
   });
 
   it('merges the stage overlay, then command-line overrides given as strings', () => {

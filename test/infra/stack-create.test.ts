@@ -1,9 +1,11 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { App } from 'aws-cdk-lib';
+import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { ISSUE_KINDS } from '../../lambdas/core/rules/plan';
@@ -11,7 +13,7 @@ import { STREAM_EVENT_SOURCE_SETTINGS } from '../../lambdas/stream/event-source-
 import { streamFilterPatterns } from '../../lambdas/stream/filter-criteria';
 import { STREAM_METRICS } from '../../lambdas/stream/stream-batch';
 import { addPaymentSync } from '../../lib/app';
-import { actionsOf, logicalId, removeOutput, statementsOf, synthesize, type SynthesizedStack } from './stack-fixture';
+import { actionsOf, assetDirectoryOf, logicalId, removeOutput, statementsOf, synthesize, type SynthesizedStack } from './stack-fixture';
 
 /** The dev stack of cdk.json: created tables, defaults everywhere else. */
 const CONTEXT = { paymentSync: { tables: { mode: 'create' } } };
@@ -64,13 +66,14 @@ describe('tables (create mode)', () => {
 });
 
 describe('functions', () => {
-  it('runs all four on Node 24, ARM64, each with its own role and log group', () => {
+  it('runs all four on Node 24, each with its own role and log group: stream and health on ARM64, sync and validate on x86_64 (the DuckDB binding shipped)', () => {
     template().resourceCountIs('AWS::Lambda::Function', 4);
     const roles = new Set<string>();
-    for (const fn of Object.values(functions())) {
+    const architectures = { stream: 'arm64', sync: 'x86_64', validate: 'x86_64', health: 'arm64' };
+    for (const [name, fn] of Object.entries(functions())) {
       template().hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs24.x',
-        Architectures: ['arm64'],
+        Architectures: [architectures[name as keyof typeof architectures]],
         Handler: 'index.handler',
         Role: { 'Fn::GetAtt': [logicalId(fn.role), 'Arn'] },
         LoggingConfig: { LogGroup: { Ref: logicalId(fn.logGroup) } },
@@ -82,17 +85,22 @@ describe('functions', () => {
     template().allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
-  it('sizes memory and timeout per role', () => {
+  it('sizes memory, timeout and /tmp per role: the full runs for DuckDB (its snapshot and spill files in /tmp)', () => {
     const sizes = Object.fromEntries(
       Object.entries(functions()).map(([name, fn]) => {
         const properties = template().toJSON().Resources[logicalId(fn.function)].Properties;
-        return [name, [properties.MemorySize, properties.Timeout]];
+        return [name, [properties.MemorySize, properties.Timeout, properties.EphemeralStorage?.Size]];
       }),
     );
-    expect(sizes).toEqual({ stream: [512, 60], sync: [1024, 900], validate: [1024, 900], health: [256, 30] });
+    expect(sizes).toEqual({
+      stream: [512, 60, undefined],
+      sync: [3008, 900, 4096],
+      validate: [3008, 900, 4096],
+      health: [256, 30, undefined],
+    });
   });
 
-  it('gives every function the whole environment contract, and only health the failure queue URL and sync interval', () => {
+  it('gives every function the whole environment contract, only health the failure queue URL and sync interval, and only the full runs the join memory', () => {
     for (const [name, fn] of Object.entries(functions())) {
       const variables = template().toJSON().Resources[logicalId(fn.function)].Properties.Environment.Variables;
       expect(Object.keys(variables).sort()).toEqual(
@@ -121,6 +129,7 @@ describe('functions', () => {
           'POWERTOOLS_METRICS_NAMESPACE',
           'NODE_OPTIONS',
           ...(name === 'health' ? ['FAILURE_QUEUE_URL', 'SYNC_INTERVAL_MINUTES'] : []),
+          ...(name === 'sync' || name === 'validate' ? ['JOIN_MEMORY_MB'] : []),
         ].sort(),
       );
       expect(variables).toMatchObject({
@@ -133,9 +142,13 @@ describe('functions', () => {
     const health = template().toJSON().Resources[logicalId(functions().health.function)].Properties.Environment.Variables;
     expect(health.FAILURE_QUEUE_URL).toEqual({ Ref: logicalId(stack().realtime.failureQueue) });
     expect(health.SYNC_INTERVAL_MINUTES).toBe('60');
+    for (const fn of [functions().sync, functions().validate]) {
+      // About 60% of the function's 3008 MB; the rest is Node's.
+      expect(template().toJSON().Resources[logicalId(fn.function)].Properties.Environment.Variables.JOIN_MEMORY_MB).toBe('1800');
+    }
   });
 
-  it('bundles each handler with esbuild into one file with its source map', () => {
+  it('bundles each handler with esbuild into one file with its source map (DuckDB stays outside, below)', () => {
     const outdir = synthesized.app.outdir;
     const bundles = readdirSync(outdir).filter((entry) => entry.startsWith('asset.') && existsSync(join(outdir, entry, 'index.js')));
     expect(bundles).toHaveLength(4);
@@ -143,6 +156,72 @@ describe('functions', () => {
       expect(existsSync(join(outdir, bundle, 'index.js.map'))).toBe(true);
       expect(readFileSync(join(outdir, bundle, 'index.js'), 'utf8')).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
     }
+  });
+});
+
+describe('DuckDB in the sync and validate assets', () => {
+  const EM_X86_64 = 62;
+  const BINDING = join('node_modules', '@duckdb', 'node-bindings-linux-x64');
+  const duckDbFunctions = () => ({ sync: functions().sync, validate: functions().validate });
+
+  /** e_machine of an ELF file: a little-endian uint16 at byte 18, after the magic, class and data bytes. */
+  function elfMachine(file: string): number {
+    const header = Buffer.alloc(20);
+    const fd = openSync(file, 'r');
+    try {
+      expect(readSync(fd, header, 0, header.length, 0)).toBe(header.length);
+    } finally {
+      closeSync(fd);
+    }
+    expect([...header.subarray(0, 6)]).toEqual([0x7f, 0x45, 0x4c, 0x46, 2, 1]); // \x7fELF, 64-bit, little-endian
+    return header.readUInt16LE(18);
+  }
+
+  it.each(['sync', 'validate'] as const)('ships exactly the runtime packages with the %s handler, with the x86-64 binding', (name) => {
+    const asset = assetDirectoryOf(synthesized, duckDbFunctions()[name].function);
+    expect(readdirSync(join(asset, 'node_modules')).sort()).toEqual(['@duckdb', 'detect-libc']);
+    expect(readdirSync(join(asset, 'node_modules', '@duckdb')).sort()).toEqual(['node-api', 'node-bindings', 'node-bindings-linux-x64']);
+    for (const file of ['duckdb.node', 'libduckdb.so']) expect(elfMachine(join(asset, BINDING, file))).toBe(EM_X86_64);
+  });
+
+  it.each(['sync', 'validate'] as const)('requires DuckDB from the %s bundle instead of inlining it', (name) => {
+    const asset = assetDirectoryOf(synthesized, duckDbFunctions()[name].function);
+    const bundle = readFileSync(join(asset, 'index.js'), 'utf8');
+    expect(bundle).toContain('require("@duckdb/node-api")');
+    expect(bundle).not.toMatch(/node-bindings|duckdb\.node|detect-libc/);
+    const sources = (JSON.parse(readFileSync(join(asset, 'index.js.map'), 'utf8')) as { sources: string[] }).sources;
+    expect(sources.filter((source) => /node_modules\/(@duckdb|detect-libc)\//.test(source))).toEqual([]);
+  });
+
+  it('ships no node_modules with the stream and health handlers', () => {
+    for (const fn of [functions().stream, functions().health]) expect(existsSync(join(assetDirectoryOf(synthesized, fn.function), 'node_modules'))).toBe(false);
+  });
+
+  it.each(['sync', 'validate'] as const)('loads the %s handler and runs a query from its asset folder alone', (name) => {
+    const fn = duckDbFunctions()[name].function;
+    const asset = assetDirectoryOf(synthesized, fn);
+    const variables = template().toJSON().Resources[logicalId(fn)].Properties.Environment.Variables as Record<string, unknown>;
+    // The deployed environment, table names (references) standing in as literals.
+    const environment = Object.fromEntries(Object.entries(variables).map(([key, value]) => [key, typeof value === 'string' ? value : `${key}-value`]));
+    const script = `
+      const { handler } = require('./index.js');
+      const { DuckDBInstance } = require('@duckdb/node-api');
+      (async () => {
+        const connection = await (await DuckDBInstance.create(':memory:')).connect();
+        const rows = (await connection.runAndReadAll('SELECT 6 * 7')).getRows();
+        const loaded = Object.keys(require.cache).filter((file) => /duckdb|detect-libc/.test(file));
+        console.log(JSON.stringify({ handler: typeof handler, rows, loaded }));
+      })();`;
+    const output = execFileSync(process.execPath, ['-e', script], {
+      cwd: asset,
+      env: { PATH: process.env.PATH, AWS_REGION: 'ap-southeast-1', ...environment },
+      encoding: 'utf8',
+    });
+    const result = JSON.parse(output.trim().split('\n').pop()!) as { handler: string; rows: number[][]; loaded: string[] };
+    expect(result.handler).toBe('function');
+    expect(result.rows).toEqual([[42]]);
+    expect(result.loaded).toContain(join(asset, BINDING, 'duckdb.node'));
+    expect(result.loaded.every((file) => file.startsWith(`${asset}/`))).toBe(true);
   });
 });
 
@@ -467,7 +546,8 @@ describe('cdk-nag (AWS Solutions)', () => {
   });
 
   it('fails the synth of the app when a finding is not acknowledged', () => {
-    const app = new App({ context: CONTEXT, outdir: mkdtempSync(join(tmpdir(), 'payment-sync-cdk-')) });
+    // No bundling (an empty list of stacks to bundle): cdk-nag reads the template, not the assets.
+    const app = new App({ context: { ...CONTEXT, [BUNDLING_STACKS]: [] }, outdir: mkdtempSync(join(tmpdir(), 'payment-sync-cdk-')) });
     const built = addPaymentSync(app);
     new sqs.Queue(built, 'QueueWithoutSslPolicy');
     try {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnResource } from 'aws-cdk-lib';
+import { AssetManifestArtifact } from 'aws-cdk-lib/cx-api';
 import type { IConstruct } from 'constructs';
 import { addPaymentSync } from '../../lib/app';
 import type { PaymentSyncStack } from '../../lib/payment-sync-stack';
@@ -31,6 +32,20 @@ export function removeOutput(synthesized: SynthesizedStack | undefined): void {
 
 export function logicalId(construct: IConstruct): string {
   return Stack.of(construct).getLogicalId(construct.node.defaultChild as CfnResource);
+}
+
+/**
+ * The synthesized asset folder of a function's code: the S3 key of its Code is the asset's
+ * hash, and the stack's asset manifest gives the folder that hash was staged from.
+ */
+export function assetDirectoryOf(synthesized: SynthesizedStack, fn: IConstruct): string {
+  const key: unknown = synthesized.template.toJSON().Resources[logicalId(fn)].Properties.Code.S3Key;
+  if (typeof key !== 'string' || !key.endsWith('.zip')) throw new Error(`not a file asset key: ${JSON.stringify(key)}`);
+  const artifact = synthesized.app.synth().getStackArtifact(synthesized.stack.artifactId);
+  const manifest = artifact.dependencies.find(AssetManifestArtifact.isAssetManifestArtifact);
+  const source = manifest?.contents.files?.[key.slice(0, -'.zip'.length)]?.source;
+  if (!source?.path) throw new Error(`no file asset ${key} in the asset manifest of ${artifact.id}`);
+  return join(synthesized.app.outdir, source.path);
 }
 
 export interface Statement {
