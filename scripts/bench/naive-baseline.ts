@@ -1,44 +1,56 @@
-import { GetItemCommand, ScanCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SyncConfig } from '../../lambdas/core/config';
 
+export interface BaselineResult {
+  readonly payments: number;
+  readonly paidPayments: number;
+  readonly getItems: number;
+  /** Paid payments whose course the user's list does not name (the old scripts' one check). */
+  readonly missing: number;
+  readonly orphans: number;
+  readonly consumedCapacity: number;
+}
+
 /**
- * The old scripts' approach, as the baseline: one sequential scan that holds every paid payment
- * in memory, then one user at a time, GetItem and an unconditional rewrite of the list.
- * Only for the benchmark's comparison; it has none of the product's safety.
+ * The seed scripts' approach, read-only, as the baseline: one sequential scan of the payments
+ * table, then one GetItem per paid payment for its user, one call after the other, checking
+ * only whether the course is listed. It writes nothing, so it is timed against the product's
+ * read-only validate on the same tables; the seed's own fix did the same reads plus a write
+ * per user, so a writing baseline would only be slower.
  */
-export async function naiveSync(client: DynamoDBClient, config: SyncConfig): Promise<{ payments: number; usersWritten: number }> {
-  const paidByUser = new Map<string, Set<string>>();
+export async function naiveValidate(client: DynamoDBClient, config: SyncConfig): Promise<BaselineResult> {
+  const paid: Array<{ userId: string; courseIds: string[] }> = [];
+  const paidStatuses = new Set(config.paidStatuses);
   let payments = 0;
+  let consumedCapacity = 0;
   let cursor: Record<string, AttributeValue> | undefined;
   do {
-    const page = await client.send(new ScanCommand({ TableName: config.paymentsTable, ExclusiveStartKey: cursor }));
+    const page = await client.send(new ScanCommand({ TableName: config.paymentsTable, ExclusiveStartKey: cursor, ReturnConsumedCapacity: 'TOTAL' }));
+    consumedCapacity += page.ConsumedCapacity?.CapacityUnits ?? 0;
     for (const item of page.Items ?? []) {
       payments++;
       const status = item[config.payment.status]?.S?.toLowerCase();
       const userId = item[config.payment.user]?.S;
-      const courseId = item[config.payment.course]?.S;
-      if (status === 'settlement' && userId && courseId) paidByUser.set(userId, (paidByUser.get(userId) ?? new Set()).add(courseId));
+      const course = item[config.payment.course];
+      const courseIds = course?.S !== undefined ? [course.S] : (course?.L ?? []).flatMap((entry) => (entry.S ? [entry.S] : []));
+      if (status !== undefined && paidStatuses.has(status) && userId && courseIds.length > 0) paid.push({ userId, courseIds });
     }
     cursor = page.LastEvaluatedKey;
   } while (cursor);
 
-  let usersWritten = 0;
-  for (const [userId, courses] of paidByUser) {
-    const { Item } = await client.send(new GetItemCommand({ TableName: config.usersTable, Key: { [config.user.key]: { S: userId } } }));
-    if (!Item) continue;
-    const listed = (Item[config.user.courses]?.L ?? []).map((entry) => entry.S ?? entry.M?.courseId?.S);
-    const missing = [...courses].filter((course) => !listed.includes(course));
-    if (missing.length === 0) continue;
-    await client.send(
-      new UpdateItemCommand({
-        TableName: config.usersTable,
-        Key: { [config.user.key]: { S: userId } },
-        UpdateExpression: 'SET #c = :c',
-        ExpressionAttributeNames: { '#c': config.user.courses },
-        ExpressionAttributeValues: { ':c': { L: [...(Item[config.user.courses]?.L ?? []), ...missing.map((course) => ({ S: course }))] } },
-      }),
+  let missing = 0;
+  let orphans = 0;
+  for (const { userId, courseIds } of paid) {
+    const { Item, ConsumedCapacity } = await client.send(
+      new GetItemCommand({ TableName: config.usersTable, Key: { [config.user.key]: { S: userId } }, ReturnConsumedCapacity: 'TOTAL' }),
     );
-    usersWritten++;
+    consumedCapacity += ConsumedCapacity?.CapacityUnits ?? 0;
+    if (!Item) {
+      orphans++;
+      continue;
+    }
+    const listed = new Set((Item[config.user.courses]?.L ?? []).map((entry) => entry.S ?? entry.M?.courseId?.S));
+    missing += courseIds.filter((courseId) => !listed.has(courseId)).length;
   }
-  return { payments, usersWritten };
+  return { payments, paidPayments: paid.length, getItems: paid.length, missing, orphans, consumedCapacity };
 }

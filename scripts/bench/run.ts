@@ -1,136 +1,378 @@
 import '../local/quiet';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { loadConfig, type SyncConfig } from '../../lambdas/core/config';
-import { createSyncDeps } from '../../lambdas/core/deps';
-import { runFullReconciliation } from '../../lambdas/core/jobs/full-run/local-run';
-import { FolderStorage } from '../../lambdas/core/storage/folder-storage';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { reconcileUser } from '../../lambdas/core/jobs/user-reconcile';
-import { createStreamHandler } from '../../lambdas/stream/stream-batch';
-import { createTables, DEFAULT_TABLES, LOCAL_CREDENTIALS, localClient } from '../local/embedded-dynamodb';
-import { generateDemoData, loadDemoData } from '../local/demo-data';
-import { startLocalStream } from '../local/stream/local-stream';
-import { naiveSync } from './naive-baseline';
+import { loadConfig } from '../../lambdas/core/config';
+import { LOCAL_CREDENTIALS, localClient } from '../local/embedded-dynamodb';
+import type { ChildResult, ChildTask } from './child';
+import { costModel, PRICES, READ_BUDGET_RCU_PER_SECOND } from './cost';
+import { startDynaliteProcess } from './server';
+import { createScenarioTables, deleteScenarioTables, generateWorkload, loadParallel, QUICK, scaled, scenarioConfig, W1, type WorkloadSize } from './workload';
 
 /**
- * Figures, not assertions: each measurement runs on fresh tables loaded with the same seeded
- * data, against dynalite in its own process (so the server does not share the client's event
- * loop), and every ratio is against the naive baseline measured in the same run.
+ * `npm run bench`: figures, never assertions. W1 (or the sizes given) is generated once per
+ * scenario and loaded into dynalite in its own process; every measurement runs in a child
+ * process of its own (child.ts) on the same tables, in an order that lets the read-only ones
+ * see the drifted data: bare scan → seed-style baseline → validate → fix → validate again,
+ * then the stream's latency; then 4× W1 for the scan, the validate and its memory, and the
+ * per-user fix.
  */
-const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '42' }, live: { type: 'string', default: '200' } } });
-const USERS = Number(values.users);
-const SEED = Number(values.seed);
-const LIVE_WRITES = Number(values.live);
+const USAGE = `usage: npm run bench -- [--payments N] [--users N] [--quick] [--seed N] [--segments N] [--buckets N]
+                       [--live N] [--per-user N] [--skip-4x] [--profile] [--json FILE]
+  --payments N, --users N  W1's size (default 100000 / 25000); --quick: 5000 / 1250
+  --seed N                 generator seed (default 42)
+  --segments N, --buckets N  the full run's scan segments per table (SCAN_SEGMENTS, 4) and join buckets (JOIN_BUCKETS, 1)
+  --live N                 webhook writes timed through the local stream (default 200; 0 skips)
+  --per-user N             users fixed one by one on the 4x tables (default 200; 0 skips)
+  --skip-4x                no 4x scenario (no memory scaling figure)
+  --profile                sample the validate's main thread even when its targets are met
+  --json FILE              also write every figure as JSON`;
 
-async function startServer(): Promise<{ endpoint: string; process: ChildProcess }> {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const child = spawn(process.execPath, [join(__dirname, '..', '..', 'node_modules', 'dynalite', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--createTableMs', '0'], { stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fetch(endpoint);
-      return { endpoint, process: child };
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+class UsageError extends Error {}
+
+function whole(name: string, text: string | undefined, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(value) || value < min) throw new UsageError(`--${name} must be a whole number of at least ${min} (got "${text}")`);
+  return value;
+}
+
+interface Options {
+  readonly size: WorkloadSize;
+  readonly seed: number;
+  readonly segments: number;
+  readonly buckets: number;
+  readonly live: number;
+  readonly perUser: number;
+  readonly skip4x: boolean;
+  readonly profile: boolean;
+  readonly json: string | undefined;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      options: {
+        payments: { type: 'string' },
+        users: { type: 'string' },
+        quick: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        segments: { type: 'string' },
+        buckets: { type: 'string' },
+        live: { type: 'string' },
+        'per-user': { type: 'string' },
+        'skip-4x': { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
+        json: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const base = values.quick ? QUICK : W1;
+  const size = { payments: whole('payments', values.payments, base.payments, 1), users: whole('users', values.users, base.users, 1) };
+  // Besides ordinary orders the generator gives every user about 0.43 payments of other kinds.
+  if (size.payments < size.users / 2) throw new UsageError(`--payments must be at least half of --users (got ${size.payments} payments for ${size.users} users)`);
+  const defaults = loadConfig({ DYNAMODB_PAYMENTS_TABLE: 'p', DYNAMODB_USERS_TABLE: 'u' });
+  return {
+    size,
+    seed: whole('seed', values.seed, 42, 0),
+    segments: whole('segments', values.segments, defaults.scanSegments, 1),
+    buckets: whole('buckets', values.buckets, defaults.joinBuckets, 1),
+    live: whole('live', values.live, 200, 0),
+    perUser: whole('per-user', values['per-user'], 200, 0),
+    skip4x: values['skip-4x'],
+    profile: values.profile,
+    json: values.json,
+  };
+}
+
+const ROOT = join(__dirname, '..', '..');
+const CHILD = join(__dirname, 'child.ts');
+const benchStarted = performance.now();
+const elapsed = (): string => `${((performance.now() - benchStarted) / 1000).toFixed(0).padStart(4)}s`;
+const log = (message: string): void => void process.stderr.write(`[bench ${elapsed()}] ${message}\n`);
+
+/** Runs one measurement in a fresh `node --import tsx` process and reads its `@@BENCH` line. */
+function runChild(task: ChildTask): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(task)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+    let output = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text: string) => (output += text));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = output.split('\n').find((text) => text.startsWith('@@BENCH '));
+      if (code !== 0 || !line) return reject(new Error(`bench child (${task.kind}) exited with ${code}${line ? '' : ', no result'}: ${output.slice(-2000)}`));
+      resolve(JSON.parse(line.slice('@@BENCH '.length)) as ChildResult);
+    });
+  });
+}
+
+interface Loaded {
+  readonly payments: number;
+  readonly users: number;
+  readonly planted: Record<string, number>;
+  readonly generateMs: number;
+  readonly loadMs: number;
+}
+
+async function loadScenario(endpoint: string, scenario: string, size: WorkloadSize, seed: number): Promise<Loaded> {
+  const config = scenarioConfig(endpoint, scenario);
+  const client = localClient(endpoint);
+  try {
+    await createScenarioTables(client, config);
+    let started = performance.now();
+    const dataset = generateWorkload(size, seed, config);
+    const generateMs = performance.now() - started;
+    log(`${scenario}: loading ${dataset.payments.length.toLocaleString('en')} payments and ${dataset.users.length.toLocaleString('en')} users (BatchWriteItem, 16 in flight)`);
+    started = performance.now();
+    await loadParallel(client, config, dataset);
+    const loadMs = performance.now() - started;
+    log(`${scenario}: loaded in ${(loadMs / 1000).toFixed(1)} s (${Math.round(((dataset.payments.length + dataset.users.length) / loadMs) * 1000)} items/s)`);
+    return { payments: dataset.payments.length, users: dataset.users.length, planted: dataset.planted, generateMs, loadMs };
+  } finally {
+    client.destroy();
   }
 }
 
-let tableSuffix = 0;
-/** Fresh, loaded tables on the shared server: every measurement starts from the same drift. */
-async function freshTables(endpoint: string): Promise<SyncConfig> {
-  tableSuffix++;
-  const config = loadConfig({
-    DYNAMODB_PAYMENTS_TABLE: `${DEFAULT_TABLES.paymentsTable}-${tableSuffix}`,
-    DYNAMODB_USERS_TABLE: `${DEFAULT_TABLES.usersTable}-${tableSuffix}`,
-    DYNAMODB_ENDPOINT: endpoint,
-  });
+async function dropScenario(endpoint: string, scenario: string): Promise<void> {
   const client = localClient(endpoint);
-  await createTables(client, { ...DEFAULT_TABLES, paymentsTable: config.paymentsTable, usersTable: config.usersTable });
-  await loadDemoData(client, config, generateDemoData({ users: USERS, seed: SEED }, config));
-  client.destroy();
-  return config;
+  try {
+    await deleteScenarioTables(client, scenarioConfig(endpoint, scenario));
+  } finally {
+    client.destroy();
+  }
 }
 
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: T }> {
-  const started = performance.now();
-  const result = await work();
-  return { ms: performance.now() - started, result };
+async function measure(label: string, task: ChildTask): Promise<ChildResult> {
+  log(`${label} …`);
+  const result = await runChild(task);
+  log(`${label}: ${(result.ms / 1000).toFixed(2)} s, peak RSS ${result.maxRssMb.toFixed(0)} MiB`);
+  return result;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+const s = (ms: number): string => (ms / 1000).toFixed(2);
+const n = (value: number, digits = 0): string => value.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ratio = (value: number): string => `${value.toFixed(2)}×`;
+
+function table(head: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = head.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: readonly string[]) => `| ${cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  return [line(head), `| ${widths.map((width, i) => (i === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`)).join(' | ')} |`, ...rows.map(line)].join('\n');
 }
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+interface Figures {
+  readonly options: Options;
+  readonly machine: Record<string, string | number>;
+  readonly w1: Loaded;
+  readonly scan: ChildResult;
+  readonly baseline: ChildResult;
+  readonly validate: ChildResult;
+  readonly profiled?: ChildResult;
+  readonly fix: ChildResult;
+  readonly revalidate: ChildResult;
+  readonly live?: ChildResult;
+  readonly x4?: { readonly loaded: Loaded; readonly scan: ChildResult; readonly validate: ChildResult; readonly perUser?: ChildResult };
+  readonly totalMs: number;
+}
+
+function report(f: Figures): string {
+  const out: string[] = [];
+  const v = f.validate.fullRun!;
+  const fx = f.fix.fullRun!;
+  const items = f.scan.scan!.items.payments + f.scan.scan!.items.users;
+  const rate = (r: ChildResult) => `${n((items / r.ms) * 1000)}`;
+  const updates = f.fix.calls.UpdateItemCommand ?? 0;
+  out.push(`payment-sync benchmark · W1 ${n(f.w1.payments)} payments, ${n(f.w1.users)} users (seed ${f.options.seed}) · ${f.options.segments} segments/table, ${f.options.buckets} bucket(s)`);
+  out.push(`machine: ${f.machine.cpus} CPUs (${f.machine.cpuModel}), ${f.machine.memoryGib} GiB, Node ${f.machine.node}; dynalite (in memory) in its own process; each measurement in its own process`);
+  out.push(`W1 planted: ${Object.entries(f.w1.planted).map(([kind, count]) => `${kind} ${n(count)}`).join(', ')}`);
+  out.push('');
+  out.push(
+    table(
+      ['1× W1 measurement', 'wall s', 'items/s', 'read units', 'calls', 'ratio'],
+      [
+        ['(a) bare parallel scan of both tables (the read limit)', s(f.scan.ms), rate(f.scan), n(f.scan.readUnits, 1), `${n(f.scan.calls.ScanCommand ?? 0)} Scan`, '1.00× (limit)'],
+        [
+          '(b) seed-style baseline, read-only: sequential scan + GetItem per paid payment',
+          s(f.baseline.ms),
+          rate(f.baseline),
+          n(f.baseline.readUnits, 1),
+          `${n(f.baseline.calls.ScanCommand ?? 0)} Scan, ${n(f.baseline.calls.GetItemCommand ?? 0)} GetItem`,
+          `${ratio(f.baseline.ms / f.validate.ms)} validate's time`,
+        ],
+        ['(c) payment-validate (full run, mode validate)', s(f.validate.ms), rate(f.validate), n(f.validate.readUnits, 1), `${n(f.validate.calls.ScanCommand ?? 0)} Scan`, `${ratio(f.validate.ms / f.scan.ms)} the scan`],
+        [
+          '(d) payment-fix (full run, mode fix) on the drifted data',
+          s(f.fix.ms),
+          rate(f.fix),
+          `${n(f.fix.readUnits, 1)} R / ${n(f.fix.writeUnits, 1)} W`,
+          `${n(f.fix.calls.ScanCommand ?? 0)} Scan, ${n(f.fix.calls.QueryCommand ?? 0)} Query, ${n(f.fix.calls.GetItemCommand ?? 0)} GetItem, ${n(updates)} UpdateItem`,
+          `${ratio(f.fix.ms / f.scan.ms)} the scan`,
+        ],
+        ['(e) payment-validate again, after the fix', s(f.revalidate.ms), rate(f.revalidate), n(f.revalidate.readUnits, 1), `${n(f.revalidate.calls.ScanCommand ?? 0)} Scan`, `${ratio(f.revalidate.ms / f.scan.ms)} the scan`],
+      ],
+    ),
+  );
+  out.push('');
+  out.push(`baseline found ${n(f.baseline.baseline!.missing)} missing courses over ${n(f.baseline.baseline!.paidPayments)} paid payments (${n(f.baseline.baseline!.orphans)} without a user); validate: ${Object.entries(v.issues).filter(([, count]) => count > 0).map(([kind, count]) => `${kind} ${n(count)}`).join(', ')}`);
+  out.push(
+    `writes: users needing a fix (validate, distinct users with a fixable issue) ${n(v.usersNeedingFix)}; fix: UpdateItem calls ${n(updates)}, failed ${n(Object.entries(f.fix.failures).filter(([key]) => key.startsWith('UpdateItem')).reduce((sum, [, count]) => sum + count, 0))}, users fixed ${n(fx.counts.usersFixed ?? 0)}, changes.jsonl lines ${n(fx.changeLines)}; after the fix, users needing a fix: ${n(f.revalidate.fullRun!.usersNeedingFix)}`,
+  );
+  out.push('');
+  const stageRow = (label: string, r: ChildResult) => {
+    const st = r.fullRun!.stages;
+    return [label, s(st.snapshot), s(st.plan), s(st.repair), s(st.finalize), s(r.ms)];
+  };
+  out.push(table(['stages (s)', 'snapshot', 'plan', 'repair', 'finalize', 'total'], [stageRow('validate 1×', f.validate), stageRow('fix 1×', f.fix), stageRow('validate after fix 1×', f.revalidate), ...(f.x4 ? [stageRow('validate 4×', f.x4.validate)] : [])]));
+  const b = v.breakdown;
+  if (b) {
+    const duck = b.duckdbLoadMs + b.duckdbDrainMs;
+    out.push('');
+    out.push('where the validate\'s time goes (1×; the parts re-timed on their own after the run):');
+    out.push(
+      table(
+        ['part', 's', 'share of validate'],
+        [
+          ['scan itself (the bare scan, (a))', s(f.scan.ms), `${((100 * f.scan.ms) / f.validate.ms).toFixed(0)}%`],
+          ['snapshot stage beyond the bare scan (encode, files, checkpoints)', s(v.stages.snapshot - f.scan.ms), `${((100 * (v.stages.snapshot - f.scan.ms)) / f.validate.ms).toFixed(0)}%`],
+          ['  of which JSON.stringify + gzip of the data files (timed alone)', s(b.encodeMs), `${((100 * b.encodeMs) / f.validate.ms).toFixed(0)}%`],
+          ['DuckDB: load both tables from the gzipped files (to first chunk)', s(b.duckdbLoadMs), `${((100 * b.duckdbLoadMs) / f.validate.ms).toFixed(0)}%`],
+          ['DuckDB: join and stream the rows to JS', s(b.duckdbDrainMs), `${((100 * b.duckdbDrainMs) / f.validate.ms).toFixed(0)}%`],
+          ['planning (plan stage minus DuckDB: row JSON.parse, rules, report lines)', s(v.stages.plan - duck), `${((100 * (v.stages.plan - duck)) / f.validate.ms).toFixed(0)}%`],
+          ['finalize (assemble issues.jsonl, summary)', s(v.stages.finalize), `${((100 * v.stages.finalize) / f.validate.ms).toFixed(0)}%`],
+        ],
+      ),
+    );
+  }
+  const prof = f.profiled?.fullRun?.profile;
+  if (prof && f.profiled) {
+    out.push('');
+    out.push(`main-thread CPU profile of a second validate (1×, ${s(f.profiled.ms)} s with the profiler on), ms by stage and category:`);
+    for (const [stage, categories] of Object.entries(prof.byStage)) {
+      const total = Object.values(categories).reduce((sum, ms) => sum + ms, 0);
+      out.push(`  ${stage} (${n(total)} ms): ${Object.entries(categories).sort((x, y) => y[1] - x[1]).map(([name, ms]) => `${name} ${n(ms)}`).join('; ')}`);
+    }
+    out.push(`  top self time: ${prof.top.slice(0, 10).map((entry) => `${entry.name} ${n(entry.ms)}`).join('; ')}`);
+  }
+  out.push('');
+  const memoryRows: string[][] = [
+    ['bare scan 1×', n(f.scan.maxRssMb)],
+    ['baseline 1×', n(f.baseline.maxRssMb)],
+    ['validate 1×', n(f.validate.maxRssMb)],
+    ['fix 1×', n(f.fix.maxRssMb)],
+  ];
+  if (f.x4) memoryRows.push(['bare scan 4×', n(f.x4.scan.maxRssMb)], ['validate 4×', n(f.x4.validate.maxRssMb)]);
+  out.push(table(['peak RSS of the measuring process', 'MiB'], memoryRows));
+  if (f.x4) {
+    out.push('');
+    out.push(
+      `4× W1 (${n(f.x4.loaded.payments)} payments, ${n(f.x4.loaded.users)} users): bare scan ${s(f.x4.scan.ms)} s, validate ${s(f.x4.validate.ms)} s (${ratio(f.x4.validate.ms / f.x4.scan.ms)} the scan; ${ratio(f.x4.validate.ms / f.validate.ms)} the 1× validate), read units ${n(f.x4.validate.readUnits, 1)}`,
+    );
+  }
+  const per = f.x4?.perUser;
+  if (per?.perUser) {
+    out.push(`per-user fix (reconcileUser one after another, on 4× users needing a fix): ${n(per.perUser.users)} users, ${(per.ms / per.perUser.users).toFixed(2)} ms a user (${Object.entries(per.perUser.statuses).map(([status, count]) => `${status} ${count}`).join(', ')}; ${n(per.calls.QueryCommand ?? 0)} Query, ${n(per.calls.GetItemCommand ?? 0)} GetItem, ${n(per.calls.UpdateItemCommand ?? 0)} UpdateItem)`);
+  }
+  const lat = f.live?.live?.latenciesMs;
+  if (lat && lat.length > 0) {
+    out.push(`live grant, webhook write → capture proxy → stream handler → user write: p50 ${percentile(lat, 50).toFixed(1)} ms, p95 ${percentile(lat, 95).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms over ${lat.length} writes`);
+  }
+
+  out.push('');
+  out.push('targets:');
+  const target = (label: string, value: string, met: boolean) => out.push(`  ${met ? 'MET   ' : 'MISSED'} ${label}: ${value}`);
+  target('full validate ≤ 1.3× the bare scan', ratio(f.validate.ms / f.scan.ms), f.validate.ms / f.scan.ms <= 1.3);
+  target('≥ 25× faster than the seed-style baseline', ratio(f.baseline.ms / f.validate.ms), f.baseline.ms / f.validate.ms >= 25);
+  const writesPerUser = v.usersNeedingFix === 0 ? NaN : updates / v.usersNeedingFix;
+  target('fix writes / users needing a fix = 1.00', `${writesPerUser.toFixed(2)} (UpdateItem ${n(updates)} / ${n(v.usersNeedingFix)}; changes.jsonl ${n(fx.changeLines)})`, Math.abs(writesPerUser - 1) < 0.005);
+  if (f.x4) {
+    const growth = f.x4.validate.maxRssMb / f.validate.maxRssMb;
+    target('peak memory at 4× ≤ 1.25× that at 1× (validate)', `${ratio(growth)} (${n(f.x4.validate.maxRssMb)} / ${n(f.validate.maxRssMb)} MiB)`, growth <= 1.25);
+  } else out.push('  (not run) peak memory at 4× ≤ 1.25× that at 1×: --skip-4x');
+
+  const cost = costModel(f.validate, f.fix, 10_000_000);
+  out.push('');
+  out.push(`cost model, 10,000,000 payments and ${n(cost.users)} users (W1's proportion), scaled ${cost.scale.toFixed(0)}× from the measured counts:`);
+  out.push(`  average item size as DynamoDB counts it: payments ${cost.averageItemBytes.payments.toFixed(0)} B, users ${cost.averageItemBytes.users.toFixed(0)} B`);
+  out.push(
+    `  scan mode: ${n(cost.scan.readUnits)} read units (from sizes: ${n(cost.scan.readUnitsFromSizes)}; eventually consistent, half a unit per 4 KB), ${cost.scan.minutesAtBudget.toFixed(1)} min at ${n(READ_BUDGET_RCU_PER_SECOND)} RCU/s, $${cost.scan.onDemandDollars.toFixed(2)} on demand at $${(PRICES.readRequestUnit * 1e6).toFixed(3)}/M read units`,
+  );
+  out.push(`  export mode: no read capacity; ${cost.export.tableGib.toFixed(2)} GiB of items (${cost.export.tableGibWithOverhead.toFixed(2)} GiB with 100 B/item overhead) at $${PRICES.exportPerGb}/GB = $${cost.export.dollars.toFixed(2)}–$${cost.export.dollarsWithOverhead.toFixed(2)}`);
+  out.push(
+    `  repair: ${n(cost.repair.usersNeedingFix)} users needing a fix → ${n(cost.repair.updateItems)} conditional UpdateItem (${n(cost.repair.writeUnits)} write units), ${n(cost.repair.getItems)} consistent GetItem + ${n(cost.repair.queries)} index Query (${n(cost.repair.readUnits)} read units): $${cost.repair.dollars.toFixed(2)} on demand at $${(PRICES.writeRequestUnit * 1e6).toFixed(3)}/M write units`,
+  );
+  out.push('');
+  out.push(`loading: 1× ${s(f.w1.loadMs)} s${f.x4 ? `, 4× ${s(f.x4.loaded.loadMs)} s` : ''}; whole bench ${(f.totalMs / 60_000).toFixed(1)} min`);
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`bench: ${error.message}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
   process.env.AWS_ACCESS_KEY_ID ??= LOCAL_CREDENTIALS.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY ??= LOCAL_CREDENTIALS.secretAccessKey;
-  const server = await startServer();
-  const rows: Array<[string, number, string]> = [];
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', memoryGib: Math.round(totalmem() / 1024 ** 3), node: process.version };
+  const server = await startDynaliteProcess();
+  const { endpoint } = server;
+  const { segments, buckets } = options;
   try {
-    const baselineConfig = await freshTables(server.endpoint);
-    const baseline = await timed(() => naiveSync(localClient(server.endpoint), baselineConfig));
-    const payments = baseline.result.payments;
-    rows.push(['naive baseline: sequential scan + per-user get/put (grants only)', baseline.ms, '1.00']);
+    const w1 = await loadScenario(endpoint, 'w1', options.size, options.seed);
+    const base = { endpoint, scenario: 'w1' };
+    const fullRun = { ...base, kind: 'full-run', segments, buckets, breakdown: false, profile: false, sampleFixable: 0 } as const;
+    const scan = await measure('(a) bare parallel scan', { ...base, kind: 'scan', segments });
+    const baseline = await measure('(b) seed-style baseline (read-only)', { ...base, kind: 'baseline' });
+    const validate = await measure('(c) validate', { ...fullRun, mode: 'validate', breakdown: true });
+    const missed = validate.ms / scan.ms > 1.3 || baseline.ms / validate.ms < 25;
+    const profiled = options.profile || missed ? await measure('validate again with the CPU profiler (a target was missed or --profile)', { ...fullRun, mode: 'validate', profile: true }) : undefined;
+    const fix = await measure('(d) fix', { ...fullRun, mode: 'fix' });
+    const revalidate = await measure('(e) validate after the fix', { ...fullRun, mode: 'validate' });
+    const live = options.live > 0 ? await measure(`live stream latency, ${options.live} writes`, { ...base, kind: 'live', writes: options.live, users: w1.users }) : undefined;
+    await dropScenario(endpoint, 'w1');
 
-    for (const segments of [1, 4, 8]) {
-      const config = await freshTables(server.endpoint);
-      const deps = createSyncDeps(config);
-      const fix = await timed(() =>
-        runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'fix', dryRun: false, segments, buckets: 1, maxUserChanges: undefined }),
-      );
-      rows.push([`payment-fix, ${segments} segment(s): grants + dedupe, conditional writes`, fix.ms, (baseline.ms / fix.ms).toFixed(2)]);
-      if (segments === 4) {
-        const validate = await timed(() =>
-          runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'validate', dryRun: true, segments, buckets: 1, maxUserChanges: undefined }),
-        );
-        rows.push(['payment-validate after the fix, 4 segments (read-only)', validate.ms, (baseline.ms / validate.ms).toFixed(2)]);
-        const deep = await timed(() =>
-          runFullReconciliation(deps, new FolderStorage(mkdtempSync(join(tmpdir(), 'bench-'))), { runId: 'bench', mode: 'validate', dryRun: true, segments, buckets: 1, maxUserChanges: undefined }),
-        );
-        rows.push(['payment-validate --deep, 4 segments (index query per user)', deep.ms, (baseline.ms / deep.ms).toFixed(2)]);
-        const perUser = await timed(async () => {
-          for (let i = 1; i <= 100; i++) await reconcileUser(deps, `user-${String(i).padStart(5, '0')}`, { dryRun: false, runId: 'bench' });
-        });
-        rows.push(['per-user fix, 100 users one after another (ms per user)', perUser.ms / 100, '']);
-      }
-      deps.client.destroy();
+    let x4: Figures['x4'];
+    if (!options.skip4x) {
+      const loaded = await loadScenario(endpoint, 'w4', scaled(options.size, 4), options.seed);
+      const base4 = { endpoint, scenario: 'w4' };
+      const scan4 = await measure('4×: bare parallel scan', { ...base4, kind: 'scan', segments });
+      const validate4 = await measure('4×: validate', { ...fullRun, ...base4, mode: 'validate', sampleFixable: options.perUser });
+      const sample = validate4.fullRun?.sampleFixable ?? [];
+      const perUser = sample.length > 0 ? await measure(`4×: per-user fix of ${sample.length} users`, { ...base4, kind: 'per-user', userIds: sample }) : undefined;
+      await dropScenario(endpoint, 'w4');
+      x4 = { loaded, scan: scan4, validate: validate4, ...(perUser && { perUser }) };
     }
-
-    const config = await freshTables(server.endpoint);
-    const deps = createSyncDeps(config);
-    const stream = await startLocalStream({ upstreamEndpoint: server.endpoint, paymentsTable: config.paymentsTable, handler: createStreamHandler(deps) });
-    const webhook = localClient(stream.endpoint);
-    const latencies: number[] = [];
-    for (let i = 1; i <= LIVE_WRITES; i++) {
-      const started = performance.now();
-      await webhook.send(
-        new PutItemCommand({
-          TableName: config.paymentsTable,
-          Item: { orderId: { S: `LIVE-${i}` }, userId: { S: `user-${String(1 + (i % USERS)).padStart(5, '0')}` }, courseId: { S: `live-${i}` }, status: { S: 'settlement' } },
-        }),
-      );
-      await stream.idle();
-      latencies.push(performance.now() - started);
-    }
-    latencies.sort((a, b) => a - b);
-    rows.push([`live grant, webhook write → stream → handler → write: p50 of ${LIVE_WRITES}`, percentile(latencies, 50), '']);
-    rows.push([`live grant: p95 of ${LIVE_WRITES}`, percentile(latencies, 95), '']);
-    webhook.destroy();
-    await stream.stop();
-    deps.client.destroy();
-
-    console.log(`payment-sync benchmark · ${USERS} users, ${payments} payments (seed ${SEED}) · dynalite in its own process · ${process.version}`);
-    console.log(`${'measurement'.padEnd(76)} ${'ms'.padStart(10)}  speed-up vs baseline`);
-    for (const [name, ms, ratio] of rows) console.log(`${name.padEnd(76)} ${ms.toFixed(1).padStart(10)}  ${ratio}`);
-    console.log('The baseline does less (grants only, no duplicates, no refunds, no conditions): a ratio under 1 is the price of safety.');
+    const figures: Figures = { options, machine, w1, scan, baseline, validate, ...(profiled && { profiled }), fix, revalidate, ...(live && { live }), ...(x4 && { x4 }), totalMs: performance.now() - benchStarted };
+    console.log(report(figures));
+    if (options.json) writeFileSync(options.json, `${JSON.stringify(figures, null, 2)}\n`);
   } finally {
-    server.process.kill();
+    await server.stop();
   }
 }
 

@@ -8,7 +8,24 @@ export interface DemoDataOptions {
   readonly seed: number;
   /** Reference time: payments are dated before it, a few inside the grace window. */
   readonly now?: number;
+  /** How much of the main drifts to plant; unset fields keep the demo's own mix (DEFAULT_DEMO_MIX). */
+  readonly mix?: Partial<DemoMix>;
 }
+
+/** Per-user rates of the main drifts, for sizing a workload (the benchmark's W1). */
+export interface DemoMix {
+  /** Mean number of a user's ordinary paid orders, drawn uniformly from 0 to twice this. */
+  readonly paidPerUser: number;
+  /** Chance that an ordinary paid order's course is missing from the list. */
+  readonly missing: number;
+  /** Chance that a user's list repeats its first entry. */
+  readonly duplicate: number;
+  /** Chance that a user has a refunded or charged-back order whose course is still listed. */
+  readonly refund: number;
+}
+
+/** The demo's own mix: about two payments a user. */
+export const DEFAULT_DEMO_MIX: DemoMix = { paidPerUser: 1.5, missing: 0.15, duplicate: 0.12, refund: 0.06 };
 
 export interface DemoDataset {
   readonly users: WireItem[];
@@ -40,6 +57,7 @@ const DAY = 86_400_000;
  */
 export function generateDemoData(options: DemoDataOptions, config: Pick<SyncConfig, 'payment' | 'user'>): DemoDataset {
   const random = prng(options.seed);
+  const mix: DemoMix = { ...DEFAULT_DEMO_MIX, ...options.mix };
   const now = options.now ?? Date.now();
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const chance = (p: number): boolean => random() < p;
@@ -87,11 +105,11 @@ export function generateDemoData(options: DemoDataOptions, config: Pick<SyncConf
       return course;
     };
 
-    for (let i = Math.floor(random() * 4); i > 0; i--) {
+    for (let i = Math.floor(random() * (2 * mix.paidPerUser + 1)); i > 0; i--) {
       const course = fresh();
       const status = pick(['settlement', 'settlement', 'Settlement', 'capture', 'success', 'PAID']);
       const orderId = payment(userId, [course], status, status === 'capture' ? { fraud: 'accept' } : {});
-      if (chance(0.15)) plant('missing');
+      if (chance(mix.missing)) plant('missing');
       else list.push(entry(course, orderId));
     }
     if (chance(0.08)) {
@@ -99,11 +117,11 @@ export function generateDemoData(options: DemoDataOptions, config: Pick<SyncConf
       payment(userId, courses, 'settlement');
       plant('missing (multi-course order)');
     }
-    if (chance(0.12) && list.length > 0) {
+    if (chance(mix.duplicate) && list.length > 0) {
       list.push(list[0] as WireValue);
       plant('duplicate');
     }
-    if (chance(0.06)) {
+    if (chance(mix.refund)) {
       const course = fresh();
       const orderId = payment(userId, [course], pick(['refund', 'chargeback']));
       list.push(entry(course, orderId));
