@@ -90,6 +90,8 @@ export interface FullRunFigures {
   readonly issues: Record<string, number>;
   readonly consumedCapacity: number;
   readonly stages: StageTimes;
+  /** Resident memory sampled every 20 ms: the highest seen in each stage, MiB, with the JS heap in use then. */
+  readonly rssByStage: Record<string, { readonly rssMb: number; readonly heapMb: number }>;
   /** Distinct users with an issue whose fix is not `none`: the users a fix has to write. */
   readonly usersNeedingFix: number;
   readonly issueLines: number;
@@ -115,6 +117,10 @@ export interface ChildResult {
   readonly ms: number;
   /** Peak resident memory of this process, MiB, when the measurement ended. */
   readonly maxRssMb: number;
+  /** CPU time (user + system, every thread: DuckDB's too) this process used during the measurement. */
+  readonly cpuMs: number;
+  /** The dynalite server's CPU time during the measurement (the parent fills it in). */
+  serverCpuMs?: number;
   readonly calls: Record<string, number>;
   readonly failures: Record<string, number>;
   /** Capacity units consumed, by command (as the server reported them). */
@@ -197,7 +203,12 @@ async function snapshotFigures(storage: FolderStorage, snapshotFolder: string, e
   return { tables, encodeMs, files };
 }
 
-async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-run' }>, started: { at: number }): Promise<{ figures: FullRunFigures; ms: number; rss: number }> {
+const cpuNow = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
+async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-run' }>, started: { at: number; cpu: number }): Promise<{ figures: FullRunFigures; ms: number; rss: number; cpu: number }> {
   const root = await mkdtemp(join(tmpdir(), 'payment-sync-bench-'));
   try {
     const storage = new FolderStorage(root);
@@ -206,7 +217,15 @@ async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-ru
     await profiler?.start();
     const t0 = performance.now();
     started.at = t0;
+    started.cpu = cpuNow();
     const last: Partial<Record<RunStage, number>> = {};
+    const samples: Array<{ at: number; rssMb: number; heapMb: number }> = [];
+    const sample = (): void => {
+      const { rss, heapUsed } = process.memoryUsage();
+      samples.push({ at: performance.now(), rssMb: rss / 1048576, heapMb: heapUsed / 1048576 });
+    };
+    const sampler = setInterval(sample, 20);
+    sampler.unref();
     const result = await runFullReconciliation(deps, storage, {
       runId,
       mode: task.mode,
@@ -220,6 +239,9 @@ async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-ru
       },
     });
     const end = performance.now();
+    clearInterval(sampler);
+    sample();
+    const cpu = cpuNow() - started.cpu;
     const rss = peakRssMb();
     const snapshotEnd = last.snapshot ?? t0;
     const planEnd = last.plan ?? snapshotEnd;
@@ -232,6 +254,12 @@ async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-ru
       { stage: 'finalize', from: repairEnd, to: end },
     ];
     const profile = await profiler?.stop(windows);
+    const rssByStage: Record<string, { rssMb: number; heapMb: number }> = {};
+    for (const { at, rssMb, heapMb } of samples) {
+      const window = windows.find((candidate) => at >= candidate.from && at <= candidate.to);
+      const seen = window && rssByStage[window.stage];
+      if (window && (!seen || rssMb > seen.rssMb)) rssByStage[window.stage] = { rssMb, heapMb };
+    }
 
     const layout = runLayout(runId);
     const fixable = new Set<string>();
@@ -267,12 +295,14 @@ async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-ru
     return {
       ms: end - t0,
       rss,
+      cpu,
       figures: {
         status: result.status,
         counts: { ...result.counts },
         issues: { ...result.issues },
         consumedCapacity: result.consumedCapacity,
         stages,
+        rssByStage,
         usersNeedingFix: fixable.size,
         issueLines: issueLines.length,
         changeLines: changeLines.length,
@@ -332,9 +362,10 @@ async function main(): Promise<void> {
   const config = scenarioConfig(task.endpoint, task.scenario);
   const deps = createSyncDeps(config, createDynamoClient(config));
   const meter: Meter = instrument(deps.client);
-  const started = { at: performance.now() };
+  const started = { at: performance.now(), cpu: cpuNow() };
   let ms: number | undefined;
   let rss: number | undefined;
+  let cpu: number | undefined;
   const result: Partial<ChildResult> = {};
   switch (task.kind) {
     case 'scan':
@@ -345,7 +376,7 @@ async function main(): Promise<void> {
       break;
     case 'full-run': {
       const run = await fullRun(deps, task, started);
-      ({ ms, rss } = run);
+      ({ ms, rss, cpu } = run);
       Object.assign(result, { fullRun: run.figures });
       break;
     }
@@ -357,9 +388,10 @@ async function main(): Promise<void> {
       break;
   }
   ms ??= performance.now() - started.at;
+  cpu ??= cpuNow() - started.cpu;
   rss ??= peakRssMb();
   deps.client.destroy();
-  const answer: ChildResult = { ...result, kind: task.kind, ms, maxRssMb: rss, calls: meter.calls, failures: meter.failures, units: meter.units, readUnits: meter.readUnits, writeUnits: meter.writeUnits };
+  const answer: ChildResult = { ...result, kind: task.kind, ms, maxRssMb: rss, cpuMs: cpu, calls: meter.calls, failures: meter.failures, units: meter.units, readUnits: meter.readUnits, writeUnits: meter.writeUnits };
   process.stdout.write(`\n@@BENCH ${JSON.stringify(answer)}\n`);
 }
 

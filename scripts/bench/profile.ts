@@ -23,8 +23,8 @@ export interface StageWindow {
 export interface ProfileSummary {
   /** Main-thread milliseconds by stage and category; `idle` is the thread waiting (server, DuckDB's threads, disk). */
   readonly byStage: Record<string, Record<string, number>>;
-  /** The functions with the most self time, whole run. */
-  readonly top: ReadonlyArray<{ readonly name: string; readonly ms: number }>;
+  /** The functions with the most self time, by stage. */
+  readonly topByStage: Record<string, ReadonlyArray<{ readonly name: string; readonly ms: number }>>;
 }
 
 /** Samples the main thread's stack from `start()` to `stop()`, in this process. */
@@ -83,26 +83,32 @@ function summarize(profile: CpuProfile, windows: readonly StageWindow[]): Profil
     return found;
   };
   const byStage: Record<string, Record<string, number>> = {};
-  const self = new Map<number, number>();
+  const selfByStage = new Map<string, Map<number, number>>();
   let at = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = (profile.timeDeltas[i] ?? 0) / 1000;
     at += delta;
     const id = profile.samples[i] as number;
-    self.set(id, (self.get(id) ?? 0) + delta);
     const stage = windows.find((window) => at >= window.from && at < window.to)?.stage ?? 'outside stages';
+    const self = selfByStage.get(stage) ?? new Map<number, number>();
+    selfByStage.set(stage, self);
+    self.set(id, (self.get(id) ?? 0) + delta);
     const row = (byStage[stage] ??= {});
     const name = categoryOfNode(id);
     row[name] = (row[name] ?? 0) + delta;
   }
-  const byName = new Map<string, number>();
-  for (const [id, ms] of self) {
-    const frame = byId.get(id)?.callFrame;
-    if (!frame) continue;
-    const where = frame.url ? ` ${frame.url.replace(/^.*\/(node_modules\/|lambdas\/|scripts\/)/, '$1')}:${frame.lineNumber + 1}` : '';
-    const name = `${frame.functionName || '(anonymous)'}${where}`;
-    byName.set(name, (byName.get(name) ?? 0) + ms);
+  const topByStage: Record<string, Array<{ name: string; ms: number }>> = {};
+  for (const [stage, self] of selfByStage) {
+    const byName = new Map<string, number>();
+    for (const [id, ms] of self) {
+      const frame = byId.get(id)?.callFrame;
+      if (!frame) continue;
+      // tsx's transpiled files carry no line numbers worth printing; the caller's category says where.
+      const where = frame.url ? ` (${frame.url.replace(/^.*\/(node_modules\/(@[^/]+\/)?[^/]+|lambdas\/.*|scripts\/.*)$/, '$1').replace(/^node:/, 'node:')})` : ` [in ${categoryOfNode(id)}]`;
+      const name = `${frame.functionName || '(anonymous)'}${where}`;
+      byName.set(name, (byName.get(name) ?? 0) + ms);
+    }
+    topByStage[stage] = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, ms]) => ({ name, ms }));
   }
-  const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([name, ms]) => ({ name, ms }));
-  return { byStage, top };
+  return { byStage, topByStage };
 }

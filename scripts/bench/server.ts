@@ -1,10 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface DynaliteServer {
   readonly endpoint: string;
   readonly process: ChildProcess;
+  /** CPU time (user + system) the server process has used so far, in ms; undefined where /proc is not there. */
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
+}
+
+const ticksPerSecond = ((): number => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process from /proc/<pid>/stat (fields 14 and 15, after the command's parentheses). */
+function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -28,6 +51,7 @@ export async function startDynaliteProcess(): Promise<DynaliteServer> {
   return {
     endpoint,
     process: child,
+    cpuMs: () => processCpuMs(child.pid),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

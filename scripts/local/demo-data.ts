@@ -14,7 +14,7 @@ export interface DemoDataOptions {
 
 /** Per-user rates of the main drifts, for sizing a workload (the benchmark's W1). */
 export interface DemoMix {
-  /** Mean number of a user's ordinary paid orders, drawn uniformly from 0 to twice this. */
+  /** Mean number of a user's ordinary paid orders, drawn uniformly from 0 to twice this; at most 16 (a user's courses come from 40). */
   readonly paidPerUser: number;
   /** Chance that an ordinary paid order's course is missing from the list. */
   readonly missing: number;
@@ -58,6 +58,8 @@ const DAY = 86_400_000;
 export function generateDemoData(options: DemoDataOptions, config: Pick<SyncConfig, 'payment' | 'user'>): DemoDataset {
   const random = prng(options.seed);
   const mix: DemoMix = { ...DEFAULT_DEMO_MIX, ...options.mix };
+  // Each user's courses are distinct, drawn from 40: twice 16 ordinary orders and the other drifts' 8 fill them.
+  if (!(mix.paidPerUser >= 0 && mix.paidPerUser <= 16)) throw new RangeError(`paidPerUser must be from 0 to 16 (got ${mix.paidPerUser})`);
   const now = options.now ?? Date.now();
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const chance = (p: number): boolean => random() < p;
