@@ -175,7 +175,7 @@ async function snapshotFigures(storage: FolderStorage, snapshotFolder: string, e
   let encodeMs = 0;
   for (const table of SNAPSHOT_TABLES) {
     const manifest = await readManifests(storage, storageKey(tableFolder(snapshotFolder, table), MANIFEST_SUMMARY));
-    const paths = await storage.localPaths(manifest.dataFileKeys);
+    const paths = await storage.localPaths(manifest.files.map((file) => file.dataFileS3Key));
     files[table] = paths;
     let items = 0;
     let dynamoBytes = 0;

@@ -81,7 +81,7 @@ describe('the full-run engine over the demo data', () => {
         .map((file) => gunzipSync(readFileSync(join(data, file))).toString('utf8'));
     };
     const whole = runFolder();
-    const task = (folder: string, overrides: Partial<SegmentTask> = {}): SegmentTask => ({ folder, table: 'payments', segment: 1, totalSegments: 2, pageSize: 5, ...overrides });
+    const task = (folder: string, overrides: Partial<SegmentTask> = {}): SegmentTask => ({ folder, table: 'payments', segment: 1, totalSegments: 2, buckets: 3, pageSize: 5, ...overrides });
     const unlimited = new ReadBudget(undefined);
     const uninterrupted = await scanSnapshotSegment(deps, whole, unlimited, task('snap'));
     expect(uninterrupted.done).toBe(true);
@@ -103,7 +103,7 @@ describe('the full-run engine over the demo data', () => {
     await scanSnapshotSegment(deps, killed, unlimited, task('snap', { maxPages: 3 }));
     const checkpoint = join(killed.root, 'snap', 'payments', 'segments', 'segment-0001.json');
     const state = JSON.parse(readFileSync(checkpoint, 'utf8'));
-    await killed.put('snap/payments/segments/segment-0001.json', JSON.stringify({ ...state, cursor: undefined, pages: [], consumedCapacity: 0 }));
+    await killed.put('snap/payments/segments/segment-0001.json', JSON.stringify({ ...state, cursor: undefined, page: 0, files: [], consumedCapacity: 0 }));
     await scanSnapshotSegment(deps, killed, unlimited, task('snap'));
     expect(read(killed.root, 'snap')).toEqual(read(whole.root, 'snap'));
   });
@@ -112,10 +112,10 @@ describe('the full-run engine over the demo data', () => {
     const storage = runFolder();
     const layout = runLayout('r');
     const unlimited = new ReadBudget(undefined);
-    await scanSnapshotSegment(deps, storage, unlimited, { folder: layout.snapshot, table: 'users', segment: 0, totalSegments: 2, pageSize: 10 });
+    await scanSnapshotSegment(deps, storage, unlimited, { folder: layout.snapshot, table: 'users', segment: 0, totalSegments: 2, buckets: 1, pageSize: 10 });
     const times = { startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z' };
     await expect(finishScanSnapshot(storage, { folder: layout.snapshot, table: 'users', totalSegments: 2, ...times })).rejects.toThrow(/segment 1 of 2 is not finished/);
-    await scanSnapshotSegment(deps, storage, unlimited, { folder: layout.snapshot, table: 'users', segment: 1, totalSegments: 2, pageSize: 10 });
+    await scanSnapshotSegment(deps, storage, unlimited, { folder: layout.snapshot, table: 'users', segment: 1, totalSegments: 2, buckets: 1, pageSize: 10 });
     const finished = await finishScanSnapshot(storage, { folder: layout.snapshot, table: 'users', totalSegments: 2, ...times });
     expect(finished.items).toBe((await tables.dump('users')).length);
     const files = ((await storage.getText('r/snapshot/users/manifest-files.json')) ?? '').trim().split('\n').map((line) => JSON.parse(line));

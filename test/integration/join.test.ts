@@ -3,6 +3,9 @@ import { gzipSync } from 'node:zlib';
 import { loadConfig } from '../../lambdas/core/config';
 import { createSyncDeps } from '../../lambdas/core/deps';
 import { planBucket } from '../../lambdas/core/jobs/full-run/plan-bucket';
+import { DuckDBInstance } from '@duckdb/node-api';
+import fc from 'fast-check';
+import { bucketOfKey, bucketOfKeySql } from '../../lambdas/core/join/buckets';
 import { joinBucket } from '../../lambdas/core/join/duckdb-join';
 import type { WireItem } from '../../lambdas/core/rules/attribute-values';
 import { readManifests } from '../../lambdas/core/snapshot/export-layout';
@@ -81,7 +84,7 @@ describe('the join over an AWS export', () => {
     ]);
     const files = await readManifests(storage, paymentsManifest);
     expect(files.itemCount).toBe(5);
-    expect(files.dataFileKeys).toHaveLength(2);
+    expect(files.files).toHaveLength(2);
 
     const results = [];
     for (const bucket of [0, 1, 2]) {
@@ -100,6 +103,27 @@ describe('the join over an AWS export', () => {
       'unbacked u2 free -',
       'unknown-status u1 - o5',
     ]);
+  });
+});
+
+describe('buckets', () => {
+  test('TypeScript (the scan files items by bucket) and DuckDB (the join filters by bucket) put every key in the same bucket', async () => {
+    const connection = await (await DuckDBInstance.create(':memory:')).connect();
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 64 }), async (keys, buckets) => {
+          const found: number[] = [];
+          for (const key of keys) {
+            const reader = await connection.runAndReadAll(`SELECT ${bucketOfKeySql('k', buckets)} FROM (SELECT $k::VARCHAR AS k)`, { k: key });
+            found.push(Number(reader.getRows()[0]?.[0]));
+          }
+          expect(found).toEqual(keys.map((key) => bucketOfKey(key, buckets)));
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      connection.closeSync();
+    }
   });
 });
 

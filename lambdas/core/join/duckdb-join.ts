@@ -2,14 +2,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { bucketOfKeySql } from './buckets';
 
-/** One joined key: the user's raw item (if any) and the raw items of all their payments. */
+/**
+ * One joined key: the user's item (if any) and the items of all their payments, each as the
+ * snapshot's line, `{"Item": …}` in DynamoDB JSON, untouched.
+ */
 export interface JoinedRow {
   /** Undefined for payments with no readable user id: each such payment is a row of its own. */
   readonly userId: string | undefined;
-  /** The user item as DynamoDB JSON text, or undefined when no user item has this key. */
+  /** The user item's line, or undefined when no user item has this key. */
   readonly user: string | undefined;
-  /** Payment items as DynamoDB JSON text. */
   readonly payments: readonly string[];
 }
 
@@ -32,18 +35,16 @@ export interface BucketJoin {
   readonly limits: JoinLimits;
 }
 
-/** Items are at most 400 KB; a bound this size keeps the JSON reader's buffers small. */
-const MAX_OBJECT_BYTES = 1024 * 1024;
+/** Items are at most 400 KB; a line of an export is one item. */
+const MAX_LINE_BYTES = 1024 * 1024;
 
 const literal = (text: string): string => `'${text.replace(/'/g, "''")}'`;
 
-/** A user key as the rules read one: a string, or a number as DynamoDB spells it. */
-const keyOf = (attr: string): string => `coalesce(json->'Item'->${literal(attr)}->>'S', json->'Item'->${literal(attr)}->>'N')`;
-
-/** A key's bucket; keyless payments (to be reported as malformed) go to bucket 0. */
-function bucketOf(buckets: number): string {
-  return `(CASE WHEN uid IS NULL THEN 0 ELSE hash(uid) % ${buckets} END)`;
-}
+/** A user key as `keyOfItem` reads one: a string, or a number as DynamoDB spells it. */
+const keyOf = (attr: string): string => {
+  const path = (type: string) => literal(`$.Item."${attr.replace(/["\\]/g, '\\$&')}".${type}`);
+  return `coalesce(json_extract_string(line, ${path('S')}), json_extract_string(line, ${path('N')}))`;
+};
 
 /**
  * Adds one table's items to the join's single `items` table, keeping only this bucket's keys.
@@ -53,9 +54,11 @@ function bucketOf(buckets: number): string {
  */
 async function load(connection: DuckDBConnection, files: readonly string[], keyAttr: string, isUser: boolean, bucket: number, buckets: number): Promise<void> {
   if (files.length === 0) return;
-  const source = `read_json_objects([${files.map(literal).join(', ')}], format = 'newline_delimited', compression = 'gzip', maximum_object_size = ${MAX_OBJECT_BYTES})`;
-  const keyed = `SELECT ${keyOf(keyAttr)} AS uid, (json->'Item')::VARCHAR AS raw FROM ${source}`;
-  await connection.run(`INSERT INTO items SELECT uid, ${isUser}, raw FROM (${keyed}) WHERE ${bucketOf(buckets)} = ${bucket}`);
+  // Each line whole, as text: JSON escapes every control character, so the record separator
+  // never occurs in a line, and only the key is parsed out here.
+  const source = `read_csv([${files.map(literal).join(', ')}], columns = {'line': 'VARCHAR'}, delim = chr(30), quote = '', escape = '', header = false, auto_detect = false, compression = 'gzip', max_line_size = ${MAX_LINE_BYTES})`;
+  const keyed = `SELECT ${keyOf(keyAttr)} AS uid, line FROM ${source}`;
+  await connection.run(`INSERT INTO items SELECT uid, ${isUser}, line FROM (${keyed}) WHERE ${bucketOfKeySql('uid', buckets)} = ${bucket}`);
 }
 
 /**

@@ -31,6 +31,12 @@ export interface ManifestFileLine {
   readonly md5Checksum: string;
   readonly etag?: string;
   readonly dataFileS3Key: string;
+  /**
+   * The scan snapshot's own: every item of this file is in this bucket of `buckets` (by
+   * `bucketOfKey`), so a join of another bucket need not read it. AWS's files hold all buckets.
+   */
+  readonly bucket?: number;
+  readonly buckets?: number;
 }
 
 export const MANIFEST_SUMMARY = 'manifest-summary.json';
@@ -50,7 +56,8 @@ export function encodeDataFile(items: readonly WireItem[]): { body: Buffer; md5C
 }
 
 export interface SnapshotFiles {
-  readonly dataFileKeys: string[];
+  /** The data files that hold items. */
+  readonly files: ManifestFileLine[];
   readonly itemCount: number;
   readonly exportTime: string;
   readonly consumedCapacity: number;
@@ -80,6 +87,11 @@ export async function writeManifests(
   return summaryKey;
 }
 
+/** The files a join of one bucket must read: those filed under it, or all where the files are not filed by these buckets. */
+export function filesOfBucket(files: readonly ManifestFileLine[], bucket: number, buckets: number): string[] {
+  return files.filter((file) => file.buckets !== buckets || file.bucket === bucket).map((file) => file.dataFileS3Key);
+}
+
 /** Reads a snapshot's manifests, as AWS writes them or as the scan does: its data files and counts. */
 export async function readManifests(storage: RunStorage, summaryKey: string): Promise<SnapshotFiles> {
   const summaryText = await storage.getText(summaryKey);
@@ -93,7 +105,7 @@ export async function readManifests(storage: RunStorage, summaryKey: string): Pr
     .map((line) => JSON.parse(line) as ManifestFileLine);
   return {
     // An export writes an empty file for each empty partition: nothing in it to read.
-    dataFileKeys: lines.filter((line) => line.itemCount > 0).map((line) => line.dataFileS3Key),
+    files: lines.filter((line) => line.itemCount > 0),
     itemCount: summary.itemCount ?? lines.reduce((sum, line) => sum + line.itemCount, 0),
     exportTime: summary.exportTime,
     consumedCapacity: summary.consumedCapacity ?? 0,

@@ -1,6 +1,8 @@
 import type { SyncDeps } from '../deps';
 import { scanSegmentPage, type ScanCursor } from '../store/payments-store';
 import { storageKey, type RunStorage } from '../storage/run-storage';
+import { bucketOfKey, keyOfItem } from '../join/buckets';
+import type { WireItem } from '../rules/attribute-values';
 import { encodeDataFile, writeManifests, type ManifestFileLine } from './export-layout';
 import type { ReadBudget } from './read-budget';
 
@@ -10,7 +12,9 @@ export type SnapshotTable = 'payments' | 'users';
 export interface SegmentCheckpoint {
   readonly cursor: ScanCursor | undefined;
   readonly done: boolean;
-  readonly pages: readonly ManifestFileLine[];
+  /** Pages read so far: the next page's number. */
+  readonly page: number;
+  readonly files: readonly ManifestFileLine[];
   readonly consumedCapacity: number;
 }
 
@@ -20,6 +24,8 @@ export interface SegmentTask {
   readonly table: SnapshotTable;
   readonly segment: number;
   readonly totalSegments: number;
+  /** Each page is written as one file per join bucket, so that a bucket's join reads only its own files. */
+  readonly buckets: number;
   /** Epoch ms after which the worker stops at the next page and answers `done: false`. */
   readonly deadline?: number;
   /** Pages this turn may read at most; undefined = until the segment ends or the deadline. */
@@ -43,23 +49,45 @@ function checkpointKey(task: Pick<SegmentTask, 'folder' | 'table' | 'segment'>):
   return storageKey(tableFolder(task.folder, task.table), 'segments', `segment-${pad(task.segment, 4)}.json`);
 }
 
-async function readCheckpoint(storage: RunStorage, task: SegmentTask): Promise<SegmentCheckpoint> {
+async function readCheckpoint(storage: RunStorage, task: Pick<SegmentTask, 'folder' | 'table' | 'segment'>): Promise<SegmentCheckpoint> {
   const text = await storage.getText(checkpointKey(task));
-  return text === undefined ? { cursor: undefined, done: false, pages: [], consumedCapacity: 0 } : (JSON.parse(text) as SegmentCheckpoint);
+  return text === undefined ? { cursor: undefined, done: false, page: 0, files: [], consumedCapacity: 0 } : (JSON.parse(text) as SegmentCheckpoint);
 }
 
-const itemsOf = (checkpoint: SegmentCheckpoint): number => checkpoint.pages.reduce((sum, page) => sum + page.itemCount, 0);
+const itemsOf = (checkpoint: SegmentCheckpoint): number => checkpoint.files.reduce((sum, file) => sum + file.itemCount, 0);
+
+/** One page as one data file per bucket that has items in it; names fixed by position, so a rewrite replaces. */
+async function writePage(storage: RunStorage, task: SegmentTask, keyAttr: string, pageNumber: number, items: readonly WireItem[]): Promise<ManifestFileLine[]> {
+  const byBucket = new Map<number, WireItem[]>();
+  for (const item of items) {
+    const bucket = bucketOfKey(keyOfItem(item[keyAttr]), task.buckets);
+    const bucketItems = byBucket.get(bucket);
+    if (bucketItems) bucketItems.push(item);
+    else byBucket.set(bucket, [item]);
+  }
+  const files: ManifestFileLine[] = [];
+  for (const [bucket, bucketItems] of [...byBucket].sort(([a], [b]) => a - b)) {
+    const name = `segment-${pad(task.segment, 4)}-page-${pad(pageNumber, 6)}-bucket-${pad(bucket, 4)}.json.gz`;
+    const dataFileS3Key = storageKey(tableFolder(task.folder, task.table), 'data', name);
+    const { body, md5Checksum } = encodeDataFile(bucketItems);
+    await storage.put(dataFileS3Key, body);
+    files.push({ itemCount: bucketItems.length, md5Checksum, dataFileS3Key, bucket, buckets: task.buckets });
+  }
+  return files;
+}
 
 /**
  * One worker's turn on one segment of a table: scan pages from the stored cursor, write each
- * page as a data file as it is read (raw wire items, never unmarshalled), then store the new
- * cursor. A page's file name is fixed by its position, so a worker killed between the file and
+ * page as it is read (raw wire items, never unmarshalled; one file per join bucket), then
+ * store the new cursor. A page's file name is fixed by its position, so a worker killed between the file and
  * the cursor rewrites the same file on resume: a resumed segment holds exactly what an
  * uninterrupted one does. Reads are paced by the shared read budget.
  */
 export async function scanSnapshotSegment(deps: SyncDeps, storage: RunStorage, budget: ReadBudget, task: SegmentTask): Promise<SegmentProgress> {
   let checkpoint = await readCheckpoint(storage, task);
+  let pageNumber = checkpoint.page;
   const tableName = task.table === 'payments' ? deps.config.paymentsTable : deps.config.usersTable;
+  const keyAttr = task.table === 'payments' ? deps.config.payment.user : deps.config.user.key;
   for (let pages = 0; !checkpoint.done && pages < (task.maxPages ?? Infinity); pages++) {
     if (task.deadline !== undefined && deps.now() >= task.deadline) break;
     await budget.ready();
@@ -70,14 +98,9 @@ export async function scanSnapshotSegment(deps: SyncDeps, storage: RunStorage, b
       pageSize: task.pageSize,
     });
     budget.spend(page.consumedCapacity);
-    const pages = [...checkpoint.pages];
-    if (page.items.length > 0) {
-      const dataFileS3Key = storageKey(tableFolder(task.folder, task.table), 'data', `segment-${pad(task.segment, 4)}-page-${pad(pages.length, 6)}.json.gz`);
-      const { body, md5Checksum } = encodeDataFile(page.items);
-      await storage.put(dataFileS3Key, body);
-      pages.push({ itemCount: page.items.length, md5Checksum, dataFileS3Key });
-    }
-    checkpoint = { cursor: page.cursor, done: page.cursor === undefined, pages, consumedCapacity: checkpoint.consumedCapacity + page.consumedCapacity };
+    const files = await writePage(storage, task, keyAttr, pageNumber, page.items);
+    pageNumber++;
+    checkpoint = { cursor: page.cursor, done: page.cursor === undefined, page: pageNumber, files: [...checkpoint.files, ...files], consumedCapacity: checkpoint.consumedCapacity + page.consumedCapacity };
     await storage.put(checkpointKey(task), JSON.stringify(checkpoint));
   }
   return { done: checkpoint.done, items: itemsOf(checkpoint), consumedCapacity: checkpoint.consumedCapacity };
@@ -100,7 +123,7 @@ export async function finishScanSnapshot(
   for (let segment = 0; segment < task.totalSegments; segment++) {
     const checkpoint = await readCheckpoint(storage, { ...task, segment });
     if (!checkpoint.done) throw new Error(`snapshot of ${task.table}: segment ${segment} of ${task.totalSegments} is not finished`);
-    files.push(...checkpoint.pages);
+    files.push(...checkpoint.files);
     consumedCapacity += checkpoint.consumedCapacity;
   }
   const manifest = await writeManifests(storage, tableFolder(task.folder, task.table), files, { startTime: task.startedAt, endTime: task.finishedAt, exportTime: task.startedAt }, consumedCapacity);

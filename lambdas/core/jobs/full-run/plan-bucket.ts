@@ -5,7 +5,7 @@ import type { WireItem } from '../../rules/attribute-values';
 import { decodeCourses } from '../../rules/courses-list';
 import { isInFlight } from '../../rules/payment';
 import { collectEvidence, FULL_SCOPE, planUser, type Issue } from '../../rules/plan';
-import { readManifests } from '../../snapshot/export-layout';
+import { filesOfBucket, readManifests } from '../../snapshot/export-layout';
 import type { RunStorage } from '../../storage/run-storage';
 import { orphanIssues, planPolicy, readPayments } from '../policy';
 import { PartWriter, runLayout } from './layout';
@@ -43,6 +43,8 @@ const byOrderId = (a: WireItem, b: WireItem, attr: string): number => {
   return left < right ? -1 : left > right ? 1 : 0;
 };
 
+const itemOfLine = (line: string): WireItem => (JSON.parse(line) as { Item: WireItem }).Item;
+
 /**
  * Plan: every user of one bucket of the join through the one decision function, with every
  * payment of theirs at hand (so `unbacked` costs nothing). Report lines go to the bucket's
@@ -52,7 +54,10 @@ export async function planBucket(deps: SyncDeps, storage: RunStorage, task: Plan
   const { config } = deps;
   const layout = runLayout(task.folder);
   const [payments, users] = await Promise.all([readManifests(storage, task.paymentsManifest), readManifests(storage, task.usersManifest)]);
-  const [paymentFiles, userFiles] = await Promise.all([storage.localPaths(payments.dataFileKeys), storage.localPaths(users.dataFileKeys)]);
+  const [paymentFiles, userFiles] = await Promise.all([
+    storage.localPaths(filesOfBucket(payments.files, task.bucket, task.buckets)),
+    storage.localPaths(filesOfBucket(users.files, task.bucket, task.buckets)),
+  ]);
   const grace = { now: task.snapshotAt, graceMinutes: config.graceMinutes };
   const policy = planPolicy(config, task.snapshotAt);
   const issues = emptyIssueCounts();
@@ -78,7 +83,7 @@ export async function planBucket(deps: SyncDeps, storage: RunStorage, task: Plan
   };
 
   const planRow = async (row: JoinedRow): Promise<void> => {
-    const items = row.payments.map((text) => JSON.parse(text) as WireItem).sort((a, b) => byOrderId(a, b, config.payment.id));
+    const items = row.payments.map(itemOfLine).sort((a, b) => byOrderId(a, b, config.payment.id));
     paymentsScanned += items.length;
     const read = readPayments(items, config);
     await report(read.problems);
@@ -90,7 +95,7 @@ export async function planBucket(deps: SyncDeps, storage: RunStorage, task: Plan
       return;
     }
     usersScanned++;
-    const user = JSON.parse(row.user) as WireItem;
+    const user = itemOfLine(row.user);
     const evidence = collectEvidence(read.payments, { complete: true, grace });
     const plan = planUser(row.userId, decodeCourses(user[config.user.courses]), evidence, FULL_SCOPE, policy);
     if (!plan.next || !task.writes) return report(plan.issues);
