@@ -72,6 +72,7 @@ export async function runFullReconciliation(deps: SyncDeps, storage: RunStorage,
   // Snapshot: every segment of both tables at once, each worker paced by one shared read budget.
   const budget = new ReadBudget(config.scanReadUnitsPerSecond, deps.now);
   const estimate = options.onProgress ? await estimatedItems(deps) : 0;
+  options.onProgress?.({ stage: 'snapshot', done: 0, total: estimate, unit: 'items' });
   const scanned = new Map<string, number>();
   let snapshotDone = true;
   const work = SNAPSHOT_TABLES.flatMap((table) => Array.from({ length: options.segments }, (_, segment) => ({ table, segment })));
@@ -103,7 +104,9 @@ export async function runFullReconciliation(deps: SyncDeps, storage: RunStorage,
   consumedCapacity = payments!.consumedCapacity + users!.consumedCapacity;
   const [paymentsManifest, usersManifest] = [payments!.manifest, users!.manifest];
 
-  // Plan: one bucket after the other; DuckDB uses the cores within a bucket.
+  // Plan: one bucket after the other; DuckDB uses the cores within a bucket. Each stage reports
+  // its start, so a display measures its rate from there.
+  options.onProgress?.({ stage: 'plan', done: 0, total: users!.items, unit: 'users' });
   const limits = { memoryLimit: `${config.joinMemoryMb}MB`, threads: Math.max(1, cpus().length), tempDirectory: options.tempDirectory };
   for (let bucket = 0; bucket < options.buckets; bucket++) {
     if (pastDeadline()) return finish('incomplete');
@@ -117,6 +120,7 @@ export async function runFullReconciliation(deps: SyncDeps, storage: RunStorage,
   let changesLeft = options.maxUserChanges;
   let revocationsLeft = config.maxRevocationsPerRun;
   let confirmed = 0;
+  if (candidateKeys.length > 0) options.onProgress?.({ stage: 'repair', done: 0, total: candidates, unit: 'users' });
   for (const candidateKey of candidateKeys) {
     if (pastDeadline()) return finish('incomplete');
     const repair = await repairBatch(deps, storage, { runId: options.runId, folder: layout.folder, candidateKey, changesLeft, revocationsLeft });
