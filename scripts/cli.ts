@@ -96,6 +96,19 @@ export function parseCommandLine(argv: string[]) {
 }
 type CommandLine = ReturnType<typeof parseCommandLine>;
 
+/** Exit statuses of the command line (the README's runbook lists them). */
+export const EXIT = { completed: 0, unhealthy: 1, couldNotRun: 2, capped: 3, usersInError: 4 } as const;
+
+/**
+ * A run that completed says so only when nothing was left undone: a cap that stopped its
+ * writes, or users it could not read or write, each have their own status for scripts and cron.
+ */
+export function exitCodeOf(summary: RunSummary & Record<string, unknown>): number {
+  if (summary.capped === true) return EXIT.capped;
+  if (summary.issues.error > 0) return EXIT.usersInError;
+  return EXIT.completed;
+}
+
 /** Fails before any work when a table or the index is not there, with the names an operator needs. */
 async function assertTablesReachable(deps: SyncDeps): Promise<void> {
   for (const table of [deps.config.paymentsTable, deps.config.usersTable]) {
@@ -115,7 +128,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
     const report = await checkHealth(deps, { expectStream: !embedded });
     for (const check of report.checks) say(`  ${check.status.padEnd(4)} ${check.name}: ${check.detail}`);
     say(`health: ${report.status}`);
-    return { summary: report, exitCode: report.status === 'unhealthy' ? 1 : 0 };
+    return { summary: report, exitCode: report.status === 'unhealthy' ? EXIT.unhealthy : EXIT.completed };
   }
   const mode: RunMode = spec.mode;
   const dryRun = cli.dryRun || !spec.writes;
@@ -157,7 +170,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
     if (backup) await storage.put(`${runId}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`);
   }
   printSummary(summary, folder, say);
-  return { summary, exitCode: 0 };
+  return { summary, exitCode: exitCodeOf(summary) };
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ISSUE_KINDS } from '../../lambdas/core/rules/plan';
+import { EXIT, exitCodeOf } from '../../scripts/cli';
 
 const root = join(__dirname, '..', '..');
 const tsx = join(root, 'node_modules', '.bin', 'tsx');
@@ -46,6 +47,17 @@ describe('the command line', () => {
     const summary = JSON.parse(migrate.lastLine);
     expect(summary.backup).toMatchObject({ kind: 'file', items: 40 });
     expect(readFileSync(summary.backup.location, 'utf8').trim().split('\n')).toHaveLength(40);
+  });
+
+  test('a run the change cap stopped exits 3 and says CAPPED; a run with users in error exits 4', () => {
+    const capped = cli(['fix', '--max-changes', '2', '--json', '--demo-users', '60', '--report-dir', reports]);
+    expect(capped.code).toBe(EXIT.capped);
+    const summary = JSON.parse(capped.lastLine);
+    expect(summary).toMatchObject({ capped: true, counts: { usersFixed: 2 } });
+    expect(capped.stderr).toMatch(/CAPPED/);
+    const base = JSON.parse(capped.lastLine);
+    expect(exitCodeOf({ ...base, capped: false, issues: { ...base.issues, error: 1 } })).toBe(EXIT.usersInError);
+    expect(exitCodeOf({ ...base, capped: false, issues: { ...base.issues, error: 0 } })).toBe(EXIT.completed);
   });
 
   test('it exits non-zero with a clear message when it cannot run', () => {

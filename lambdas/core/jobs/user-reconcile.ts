@@ -152,7 +152,7 @@ export function changeLine(runId: string, userId: string, before: ChangeLine['be
   };
 }
 
-/** Many users, a few at a time; one user's failure is that user's `error` line, not the call's. */
+/** Many users, a few at a time; one user's failure is that user's `error` status and line, not the call's. */
 export async function reconcileUsers(
   deps: SyncDeps,
   userIds: readonly string[],
@@ -165,8 +165,10 @@ export async function reconcileUsers(
     try {
       results.set(userId, await reconcileUser(deps, userId, options));
     } catch (error) {
+      const reason = (error as Error).message;
+      const line: Issue = { kind: 'error', userId, orderIds: [], fix: 'none', detail: reason };
       results.set(userId, {
-        result: { ...answer(userId, 'error', undefined, []), error: (error as Error).message },
+        result: { ...answer(userId, 'error', undefined, [line]), error: reason },
         change: undefined,
         paymentsRead: 0,
       });

@@ -58,10 +58,6 @@ export async function repairBatch(deps: SyncDeps, storage: RunStorage, task: Rep
       issues[issue.kind]++;
       await issueLines.add({ ...issue, runId: task.runId, applied: fixed && issue.fix !== 'none' });
     }
-    if (result.status === 'error') {
-      issues.error++;
-      await issueLines.add({ kind: 'error', userId: result.userId, orderIds: [], fix: 'none', detail: result.error ?? 'unknown error', runId: task.runId, applied: false });
-    }
     if (!fixed || !change) continue;
     usersFixed++;
     coursesAdded += result.added.length;

@@ -1,0 +1,79 @@
+import { loadConfig } from '../../lambdas/core/config';
+import { createSyncDeps } from '../../lambdas/core/deps';
+import { reconcileUsers } from '../../lambdas/core/jobs/user-reconcile';
+import { createDynamoClient } from '../../lambdas/core/store/dynamo-client';
+import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { fullRun, removeRunFolders } from '../support/full-run';
+import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
+
+afterAll(removeRunFolders);
+
+/** The users table with `purchasedAt` stamps dropped: two fixes at different times grant the same. */
+const lists = async (tables: TestTables) => JSON.stringify(await tables.dump('users'), (key, value) => (key === 'purchasedAt' ? undefined : value));
+
+describe('under 30% throttling (ProvisionedThroughputExceededException and ThrottlingException)', () => {
+  let clean: TestTables;
+  let faulty: TestTables;
+  let proxy: FaultProxy;
+
+  beforeEach(async () => {
+    [clean, faulty] = await Promise.all([startTestTables(), startTestTables()]);
+    for (const tables of [clean, faulty]) await loadDemoData(tables.client, tables.config, generateDemoData({ users: 60, seed: 5 }, tables.config));
+    proxy = await startFaultProxy(faulty.endpoint, { throttleRate: 0.3, seed: 11 });
+  });
+  afterEach(async () => {
+    await proxy.close();
+    await Promise.all([clean.close(), faulty.close()]);
+  });
+
+  /** The product's own client, as a Lambda or the command line builds it, through the proxy. */
+  const throttledDeps = () => {
+    const config = loadConfig({ ...faulty.env, DYNAMODB_ENDPOINT: proxy.endpoint });
+    return createSyncDeps(config, createDynamoClient(config));
+  };
+
+  test('a full fix ends in the state of a fault-free one', async () => {
+    const reference = await fullRun(createSyncDeps(clean.config, clean.client), 'fix');
+    const deps = throttledDeps();
+    const throttled = await fullRun(deps, 'fix');
+    deps.client.destroy();
+    expect(proxy.stats.throttled).toBeGreaterThan(20);
+    expect(throttled.result.issues.error).toBe(0);
+    expect(throttled.result.counts).toEqual(reference.result.counts);
+    expect(await lists(faulty)).toEqual(await lists(clean));
+  }, 120_000);
+
+  test('a per-user fix of every user ends in the state of a fault-free one', async () => {
+    const userIds = (await clean.dump('users')).map((item) => item.userId!.S!);
+    await reconcileUsers(createSyncDeps(clean.config, clean.client), userIds, { dryRun: false, runId: 'clean' });
+    const deps = throttledDeps();
+    const outcomes = await reconcileUsers(deps, userIds, { dryRun: false, runId: 'throttled' });
+    deps.client.destroy();
+    expect(outcomes.filter(({ result }) => result.status === 'error')).toEqual([]);
+    expect(await lists(faulty)).toEqual(await lists(clean));
+  }, 120_000);
+});
+
+describe('one user whose grant can never be written', () => {
+  let tables: TestTables;
+  afterEach(() => tables.close());
+
+  test('a user at the 400 KB item limit becomes an error line; the run fixes everyone else and says it', async () => {
+    tables = await startTestTables();
+    const deps = createSyncDeps(tables.config, tables.client);
+    // Just under DynamoDB's 400 KB item limit: any grant pushes the item over it.
+    await tables.putUser('big', { L: [] }, { profile: { S: 'x'.repeat(400 * 1024 - 100) } });
+    await tables.putPayment('o-big', { userId: 'big', courseId: `course-${'long'.repeat(25)}`, status: 'settlement' });
+    for (let i = 1; i <= 30; i++) {
+      await tables.putUser(`u${i}`, { L: [] });
+      await tables.putPayment(`o${i}`, { userId: `u${i}`, courseId: 'c1', status: 'settlement' });
+    }
+    const { result, issues } = await fullRun(deps, 'fix', { segments: 1, buckets: 1 });
+    expect(result.status).toBe('completed');
+    expect(result.counts.usersFixed).toBe(30);
+    expect(result.issues.error).toBe(1);
+    expect(issues.find((line) => line.kind === 'error')).toMatchObject({ userId: 'big', applied: false, detail: expect.stringMatching(/size/i) });
+    expect(courseIdsOf(await tables.userCourses('big'))).toEqual([]);
+  });
+});
