@@ -29,3 +29,14 @@ export class WriteConflictError extends Error {
 export class EnvironmentError extends Error {
   override readonly name = 'EnvironmentError';
 }
+
+/**
+ * DynamoDB errors no retry can mend: the request itself is refused (an item that would pass
+ * 400 KB, a value DynamoDB will not store). Throttling, conflicts, timeouts and service errors
+ * are transient: retried within bounds, then reported.
+ */
+const PERMANENT_ERROR_NAMES = new Set(['ValidationException', 'ItemCollectionSizeLimitExceededException']);
+
+export function isPermanentError(error: unknown): boolean {
+  return error instanceof Error && PERMANENT_ERROR_NAMES.has(error.name);
+}

@@ -7,6 +7,7 @@ import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEven
 import type { SyncDeps } from '../core/deps';
 import { applyPaymentChange } from '../core/jobs/payment-change';
 import type { PaymentChange, PaymentChangeOutcome } from '../core/jobs/payment-change';
+import { isPermanentError } from '../core/errors';
 import { logger as defaultLogger, metrics as defaultMetrics } from '../core/observability';
 import { readText } from '../core/rules/attribute-values';
 import type { WireItem, WireValue } from '../core/rules/attribute-values';
@@ -32,6 +33,8 @@ export const STREAM_METRICS = {
   skippedByPolicy: 'RevocationsSkippedByPolicy',
   orphans: 'OrphanPayments',
   malformed: 'MalformedRecords',
+  /** Records whose write DynamoDB refuses for good (an item past 400 KB): logged, never retried; the report of a full run lists the user. */
+  rejected: 'RecordsRejected',
   /** Records reported in batchItemFailures for redelivery (transient failures and the records queued behind them). */
   failed: 'RecordsFailed',
   lag: 'ProcessingLagMs',
@@ -68,7 +71,7 @@ export function createStreamHandler(
 
   return async (event, context) => {
     if (context) logger.addContext(context);
-    const counts: Record<Counter, number> = { grants: 0, revocations: 0, skippedByPolicy: 0, orphans: 0, malformed: 0, failed: 0 };
+    const counts: Record<Counter, number> = { grants: 0, revocations: 0, skippedByPolicy: 0, orphans: 0, malformed: 0, rejected: 0, failed: 0 };
     const sequencer = new UserSequencer(event.Records ?? [], (record) => userOf(record, deps));
 
     const handleRecord = (record: DynamoDBRecord) =>
@@ -87,7 +90,21 @@ export function createStreamHandler(
           });
           return;
         }
-        const outcome = await applyPaymentChange(deps, change);
+        let outcome: PaymentChangeOutcome;
+        try {
+          outcome = await applyPaymentChange(deps, change);
+        } catch (error) {
+          // Redelivery would fail the same way, holding this user's later records back for an hour.
+          if (!isPermanentError(error)) throw error;
+          counts.rejected += 1;
+          logger.error('record rejected: DynamoDB refuses this write for good; not retried', {
+            orderId: orderOf(record, deps),
+            userId: userOf(record, deps),
+            sequenceNumber: sequenceOf(record),
+            reason: `${(error as Error).name}: ${(error as Error).message}`,
+          });
+          return;
+        }
         tally(outcome, counts);
         const extra = { ...outcome, sequenceNumber: sequenceOf(record) };
         if (BAD_RECORD_OUTCOMES.has(outcome.kind)) logger.warn(outcome.kind, extra);

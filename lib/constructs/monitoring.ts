@@ -161,7 +161,7 @@ export class Monitoring extends Construct {
 
     this.dashboard.addWidgets(
       graph('Real time: grants and revocations', ['GrantsApplied', 'RevocationsApplied', 'RevocationsSkippedByPolicy'].map((name) => productMetric(name))),
-      graph('Real time: records set aside or retried', ['OrphanPayments', 'MalformedRecords', 'RecordsFailed'].map((name) => productMetric(name))),
+      graph('Real time: records set aside or retried', ['OrphanPayments', 'MalformedRecords', 'RecordsRejected', 'RecordsFailed'].map((name) => productMetric(name))),
       graph('Lag: payment change to grant', [
         productMetric('ProcessingLagMs', { statistic: cloudwatch.Stats.p(50) }),
         productMetric('ProcessingLagMs', { statistic: cloudwatch.Stats.p(99) }),

@@ -80,7 +80,7 @@ beforeAll(async () => {
   };
   for (const [name, revoke] of [['policyOff', 'false'], ['policyOn', 'true']] as const) {
     const config = loadConfig({ ...env, REVOKE_ON_REFUND: revoke });
-    // Standard retries (not the deployed adaptive mode), so injected throttling does not slow every later test.
+    // Two SDK attempts, so an injected fault outlasts the client's retries and reaches the handler's own failure path.
     const sdk = new DynamoDBClient({ endpoint: stream.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: SDK_ATTEMPTS });
     const deps = createSyncDeps(config, sdk);
     handlers[name] = (event) => createStreamHandler(deps, telemetry)(event);
@@ -306,6 +306,27 @@ describe('stream handler through the local stream delivery', () => {
     expect(second?.outcome).toBe('success');
     expect(await coursesOf('u-throttled')).toEqual(['c-1', 'c-2']);
     expect(telemetry.total('RecordsFailed')).toBe(2);
+    expect(await readFailureMessages(failureFile)).toEqual([]);
+  });
+
+  it('rejects, without retrying, a record whose write DynamoDB refuses for good (the user item would pass 400 KB); later records of the user go on', async () => {
+    await client.send(new PutItemCommand({ TableName: USERS, Item: marshall({ userId: 'u-huge', purchasedCourses: [], profile: 'x'.repeat(400 * 1024 - 100) }) }));
+    await client.send(
+      new BatchWriteItemCommand({
+        RequestItems: {
+          [PAYMENTS]: [
+            { PutRequest: { Item: paymentItem('o-huge-1', 'u-huge', `course-${'long'.repeat(25)}`, 'settlement') } },
+            { PutRequest: { Item: paymentItem('o-huge-2', 'u-huge', 'c-1', 'pending') } },
+          ],
+        },
+      }),
+    );
+    await stream.idle();
+    expect(invocations).toHaveLength(1);
+    expect(invocations[0]?.batchItemFailures).toEqual([]);
+    expect(telemetry.total('RecordsRejected')).toBe(1);
+    expect(telemetry.total('RecordsFailed')).toBe(0);
+    expect(await coursesOf('u-huge')).toEqual([]);
     expect(await readFailureMessages(failureFile)).toEqual([]);
   });
 

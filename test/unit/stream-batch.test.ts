@@ -148,6 +148,7 @@ describe('stream batch handling', () => {
       RevocationsSkippedByPolicy: [1],
       OrphanPayments: [1],
       MalformedRecords: [2],
+      RecordsRejected: [0],
       RecordsFailed: [0],
       ProcessingLagMs: Array(8).fill(2000),
     });
