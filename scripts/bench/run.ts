@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../lambdas/core/config';
 import { LOCAL_CREDENTIALS, localClient } from '../local/embedded-dynamodb';
+import { startFaultProxy } from '../local/fault-proxy';
 import type { ChildResult, ChildTask } from './child';
 import { costModel, PRICES, READ_BUDGET_RCU_PER_SECOND } from './cost';
 import { startDynaliteProcess } from './server';
@@ -207,6 +208,34 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
+/** A full fix fault-free and the same fix with 30% of calls throttled, on equal tables of a tenth of W1. */
+interface ThrottledFigures {
+  readonly size: WorkloadSize;
+  readonly clean: ChildResult;
+  readonly throttled: ChildResult;
+  readonly calls: number;
+  readonly throttledCalls: number;
+}
+
+const THROTTLE_RATE = 0.3;
+
+async function measureThrottled(endpoint: string, options: Options): Promise<ThrottledFigures> {
+  const size = { payments: Math.max(1, Math.round(options.size.payments / 10)), users: Math.max(1, Math.round(options.size.users / 10)) };
+  await loadScenario(endpoint, 'thr-clean', size, options.seed);
+  await loadScenario(endpoint, 'thr-faulty', size, options.seed);
+  const proxy = await startFaultProxy(endpoint, { throttleRate: THROTTLE_RATE, seed: options.seed });
+  try {
+    const fix = { kind: 'full-run', mode: 'fix', segments: options.segments, buckets: options.buckets, breakdown: false, profile: false, sampleFixable: 0 } as const;
+    const clean = await measure('fix, fault-free (a tenth of W1)', { ...fix, endpoint, scenario: 'thr-clean' });
+    const throttled = await measure(`fix, ${THROTTLE_RATE * 100}% of calls throttled (a tenth of W1)`, { ...fix, endpoint: proxy.endpoint, scenario: 'thr-faulty' });
+    return { size, clean, throttled, calls: proxy.stats.requests, throttledCalls: proxy.stats.throttled };
+  } finally {
+    await proxy.close();
+    await dropScenario(endpoint, 'thr-clean');
+    await dropScenario(endpoint, 'thr-faulty');
+  }
+}
+
 interface Figures {
   readonly options: Options;
   readonly machine: Record<string, string | number>;
@@ -223,6 +252,7 @@ interface Figures {
   readonly fix: ChildResult;
   readonly revalidate: ChildResult;
   readonly live?: ChildResult;
+  readonly throttled: ThrottledFigures;
   readonly x4?: {
     readonly loaded: Loaded;
     readonly scan: ChildResult;
@@ -350,6 +380,10 @@ function report(f: Figures): string {
   const lat = f.live?.live?.latenciesMs;
   if (lat && lat.length > 0) {
     out.push(`live grant, webhook write → capture proxy → stream handler → user write: p50 ${percentile(lat, 50).toFixed(1)} ms, p95 ${percentile(lat, 95).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms over ${lat.length} writes`);
+  {
+    const t = f.throttled;
+    out.push(`fix under ${THROTTLE_RATE * 100}% throttling (${n(t.size.payments)} payments, ${n(t.size.users)} users; ${n(t.throttledCalls)} of ${n(t.calls)} calls answered ProvisionedThroughputExceeded/Throttling): ${s(t.throttled.ms)} s against ${s(t.clean.ms)} s fault-free, ${ratio(t.throttled.ms / t.clean.ms)}; users fixed ${n(t.throttled.fullRun?.counts.usersFixed ?? NaN)} / ${n(t.clean.fullRun?.counts.usersFixed ?? NaN)}`);
+  }
   }
 
   out.push('');
@@ -417,6 +451,7 @@ async function main(): Promise<void> {
     const revalidate = await measure('(e) validate after the fix', { ...fullRun, mode: 'validate' });
     const live = options.live > 0 ? await measure(`live stream latency, ${options.live} writes`, { ...base, kind: 'live', writes: options.live, users: w1.users }) : undefined;
     await dropScenario(endpoint, 'w1');
+    const throttled = await measureThrottled(endpoint, options);
 
     let x4: Figures['x4'];
     if (!options.skip4x) {
@@ -434,7 +469,7 @@ async function main(): Promise<void> {
       await dropScenario(endpoint, 'w4');
       x4 = { loaded, scan: medianRun(scans4), scans: scans4, validate: medianRun(validates4), validates: validates4, ...(perUser && { perUser }) };
     }
-    const figures: Figures = { options, machine, w1, scan, scans, baseline, validate, validates, breakdownRun: validates[0] as ChildResult, ...(profiled && { profiled }), fix, revalidate, ...(live && { live }), ...(x4 && { x4 }), totalMs: performance.now() - benchStarted };
+    const figures: Figures = { options, machine, w1, scan, scans, baseline, validate, validates, breakdownRun: validates[0] as ChildResult, ...(profiled && { profiled }), fix, revalidate, ...(live && { live }), throttled, ...(x4 && { x4 }), totalMs: performance.now() - benchStarted };
     console.log(report(figures));
     if (options.json) writeFileSync(options.json, `${JSON.stringify(figures, null, 2)}\n`);
   } finally {

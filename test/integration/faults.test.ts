@@ -3,7 +3,7 @@ import { createSyncDeps } from '../../lambdas/core/deps';
 import { reconcileUsers } from '../../lambdas/core/jobs/user-reconcile';
 import { createDynamoClient } from '../../lambdas/core/store/dynamo-client';
 import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy';
+import { startFaultProxy, type FaultProxy } from '../../scripts/local/fault-proxy';
 import { fullRun, removeRunFolders } from '../support/full-run';
 import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
 
