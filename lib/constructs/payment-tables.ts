@@ -63,15 +63,21 @@ export class PaymentTables extends Construct {
     return `${this.payments.tableArn}/index/${this.paymentsUserIndex}`;
   }
 
-  /** Read-only access to everything a full reconciliation scans, queries and gets. */
+  /**
+   * What a full run and a per-user run read, and nothing else: a scan of both tables (the
+   * snapshot), `DescribeTable` (progress estimates), the payments-by-user index (the per-user
+   * reconcile) and a consistent `GetItem` of a user (the write path's read).
+   */
   grantFullRead(grantee: iam.IGrantable): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
-        sid: 'ReadBothTables',
-        actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:DescribeTable'],
-        resources: [this.payments.tableArn, this.paymentsUserIndexArn, this.users.tableArn],
+        sid: 'ScanBothTables',
+        actions: ['dynamodb:Scan', 'dynamodb:DescribeTable'],
+        resources: [this.payments.tableArn, this.users.tableArn],
       }),
     );
+    this.grantPaymentsByUserQuery(grantee);
+    this.grantUserGet(grantee);
   }
 
   /** A user's payments, to decide whether another paid payment still covers a course. */
@@ -108,13 +114,6 @@ export class PaymentTables extends Construct {
           StringEqualsIfExists: { 'dynamodb:ReturnValues': ['NONE', 'UPDATED_OLD', 'UPDATED_NEW'] },
         },
       }),
-    );
-  }
-
-  /** On-demand backup of users before a migration rewrites lists. */
-  grantUsersBackup(grantee: iam.IGrantable): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'BackUpUsers', actions: ['dynamodb:CreateBackup'], resources: [this.users.tableArn] }),
     );
   }
 

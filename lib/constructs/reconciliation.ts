@@ -43,7 +43,6 @@ export class Reconciliation extends Construct {
     });
     tables.grantFullRead(this.sync.role);
     tables.grantUserCoursesUpdate(this.sync.role);
-    tables.grantUsersBackup(this.sync.role);
     this.sync.addSchedule('Schedule', {
       expression: config.schedules.sync,
       timeZone: config.schedules.timeZone,

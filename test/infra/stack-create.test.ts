@@ -19,7 +19,7 @@ import { actionsOf, assetDirectoryOf, logicalId, removeOutput, statementsOf, syn
 const CONTEXT = { paymentSync: { tables: { mode: 'create' } } };
 
 const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
-const FULL_READ = ['dynamodb:BatchGetItem', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'];
+const FULL_READ = ['dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'];
 
 let synthesized: SynthesizedStack;
 beforeAll(() => {
@@ -303,8 +303,16 @@ describe('IAM: each function its own least-privilege role', () => {
     }
   });
 
-  it('gives the sync function full read, the courses update and a users backup', () => {
-    expect(actions(functions().sync)).toEqual([...LOGS, ...FULL_READ, 'dynamodb:CreateBackup', 'dynamodb:UpdateItem'].sort());
+  it('gives the sync function what its paths call: the scans, the index, the user read and the courses update, no backup', () => {
+    expect(actions(functions().sync)).toEqual([...LOGS, ...FULL_READ, 'dynamodb:UpdateItem'].sort());
+  });
+
+  it('reads payments only by scan and through the index: no item reads of payments in any role of a full run', () => {
+    for (const fn of [functions().sync, functions().validate]) {
+      const statements = statementsOf(template(), logicalId(fn.role));
+      const getItem = statements.filter((statement) => [statement.Action].flat().includes('dynamodb:GetItem'));
+      expect(getItem.map((statement) => statement.Resource)).toEqual([{ 'Fn::GetAtt': [logicalId(stack().tables.users), 'Arn'] }]);
+    }
   });
 
   it('keeps the validate function read-only: no write of any kind in any statement', () => {

@@ -97,8 +97,10 @@ describe('import mode (prod)', () => {
     expect(resourcesOf(realtime.handler.role, 'dynamodb:Query')).toEqual([`${paymentsArn}/index/byUser-index`]);
     expect(resourcesOf(realtime.handler.role, 'dynamodb:UpdateItem')).toEqual([usersArn]);
     expect(resourcesOf(realtime.handler.role, 'dynamodb:GetRecords')).toEqual([STREAM_ARN]);
-    expect(resourcesOf(reconciliation.validate.role, 'dynamodb:Scan').sort()).toEqual([paymentsArn, `${paymentsArn}/index/byUser-index`, usersArn].sort());
-    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:CreateBackup')).toEqual([usersArn]);
+    expect(resourcesOf(reconciliation.validate.role, 'dynamodb:Scan').sort()).toEqual([paymentsArn, usersArn].sort());
+    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:Query')).toEqual([`${paymentsArn}/index/byUser-index`]);
+    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:GetItem')).toEqual([usersArn]);
+    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:CreateBackup')).toEqual([]);
     expect(resourcesOf(health.handler.role, 'dynamodb:DescribeTable').sort()).toEqual([paymentsArn, usersArn].sort());
   });
 

@@ -18,12 +18,11 @@ export interface SegmentPosition {
   readonly pageSize?: number;
 }
 
-/** One page of one segment of a parallel scan, with what it cost; both stores scan through this. */
+/** One page of one segment of a parallel scan, with what it cost: the scan snapshot reads both tables through this. */
 export async function scanSegmentPage(
   client: DynamoDBClient,
   tableName: string,
   position: SegmentPosition,
-  projection?: { readonly expression: string; readonly names: Record<string, string> },
 ): Promise<ScanPage<WireItem>> {
   const page = await client.send(
     new ScanCommand({
@@ -32,8 +31,6 @@ export async function scanSegmentPage(
       TotalSegments: position.totalSegments,
       ExclusiveStartKey: position.cursor,
       Limit: position.pageSize,
-      ProjectionExpression: projection?.expression,
-      ExpressionAttributeNames: projection?.names,
       ReturnConsumedCapacity: 'TOTAL',
     }),
   );
@@ -69,9 +66,5 @@ export class PaymentsStore {
       cursor = page.LastEvaluatedKey;
     } while (cursor);
     return items;
-  }
-
-  scanPage(position: SegmentPosition): Promise<ScanPage<WireItem>> {
-    return scanSegmentPage(this.client, this.config.paymentsTable, position);
   }
 }

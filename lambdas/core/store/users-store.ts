@@ -1,18 +1,9 @@
-import {
-  BatchGetItemCommand,
-  GetItemCommand,
-  UpdateItemCommand,
-  type AttributeValue,
-  type BatchGetItemCommandOutput,
-  type DynamoDBClient,
-  type KeysAndAttributes,
-} from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SyncConfig } from '../config';
 import { backoffDelayMs, sleep } from '../backoff';
 import { WriteConflictError } from '../errors';
-import { readText, type WireItem, type WireValue } from '../rules/attribute-values';
+import type { WireItem, WireValue } from '../rules/attribute-values';
 import { decodeCourses, encodeCourses, type CourseEntry, type CoursesList } from '../rules/courses-list';
-import { scanSegmentPage, type ScanPage, type SegmentPosition } from './payments-store';
 
 /** A user's list as read: `raw` is what the conditional write compares against. */
 export interface UserSnapshot {
@@ -32,10 +23,8 @@ export type UpdateOutcome<P extends PlannedWrite> =
   | { readonly kind: 'unchanged'; readonly snapshot: UserSnapshot; readonly plan: P }
   | { readonly kind: 'changed'; readonly before: UserSnapshot; readonly after: WireValue; readonly plan: P; readonly attempts: number };
 
-const BATCH_GET_LIMIT = 100;
 /** Write attempts before a user counts as contended; each one re-reads and re-plans. */
 export const MAX_WRITE_ATTEMPTS = 8;
-const MAX_UNPROCESSED_ROUNDS = 10;
 
 export class UsersStore {
   private readonly names: Record<string, string>;
@@ -69,41 +58,6 @@ export class UsersStore {
       }),
     );
     return this.snapshot(userId, Item as WireItem | undefined);
-  }
-
-  /** Many users, 100 keys a call, UnprocessedKeys retried with backoff. Absent users come back with `exists: false`. */
-  async batchGet(userIds: readonly string[]): Promise<Map<string, UserSnapshot>> {
-    const unique = [...new Set(userIds)];
-    const found = new Map<string, WireItem>();
-    for (let start = 0; start < unique.length; start += BATCH_GET_LIMIT) {
-      let request: KeysAndAttributes | undefined = {
-        Keys: unique.slice(start, start + BATCH_GET_LIMIT).map((userId) => this.key(userId)),
-        ProjectionExpression: this.projection,
-        ExpressionAttributeNames: this.names,
-      };
-      for (let round = 0; request?.Keys?.length; round++) {
-        if (round >= MAX_UNPROCESSED_ROUNDS) throw new Error(`BatchGetItem left ${request.Keys.length} keys unprocessed after ${round} rounds`);
-        if (round > 0) await sleep(backoffDelayMs(round, 50));
-        const answer: BatchGetItemCommandOutput = await this.client.send(new BatchGetItemCommand({ RequestItems: { [this.config.usersTable]: request } }));
-        for (const item of (answer.Responses?.[this.config.usersTable] ?? []) as WireItem[]) {
-          const userId = readText(item[this.config.user.key]);
-          if (userId !== undefined) found.set(userId, item);
-        }
-        request = answer.UnprocessedKeys?.[this.config.usersTable];
-      }
-    }
-    return new Map(unique.map((userId) => [userId, this.snapshot(userId, found.get(userId))]));
-  }
-
-  async scanPage(position: SegmentPosition): Promise<ScanPage<UserSnapshot>> {
-    const page = await scanSegmentPage(this.client, this.config.usersTable, position, { expression: this.projection, names: this.names });
-    return {
-      ...page,
-      items: page.items.flatMap((item) => {
-        const userId = readText(item[this.config.user.key]);
-        return userId === undefined ? [] : [this.snapshot(userId, item)];
-      }),
-    };
   }
 
   /**
