@@ -31,7 +31,7 @@ const USAGE = `usage: npm run <payment-validate|payment-fix|payment-sync|payment
   --user ID          only this user (repeatable); per-user validate/fix
   --dry-run          plan and report, write nothing
   --deep             accepted for the old scripts' sake: full runs always judge each course's origin (unbacked)
-  --max-changes N    stop writing after N users changed (scheduled runs default to MAX_USER_CHANGES_PER_RUN)
+  --max-changes N    stop writing after N users changed; 0 writes nothing (scheduled runs default to MAX_USER_CHANGES_PER_RUN)
   --segments N       parallel scan segments per table for the snapshot (default SCAN_SEGMENTS)
   --buckets N        join buckets, each planned on its own (default JOIN_BUCKETS)
   --report-dir DIR   where the run's report folder goes (default ./reports)
@@ -74,10 +74,10 @@ export function parseCommandLine(argv: string[]) {
   const name = positionals[0];
   if (values.help) throw new UsageError('');
   if (!name || !(name in COMMANDS)) throw new UsageError(`unknown command "${name ?? ''}"`);
-  const whole = (flag: string, value: string | undefined): number | undefined => {
+  const whole = (flag: string, value: string | undefined, min = 1): number | undefined => {
     if (value === undefined) return undefined;
     const number = Number(value);
-    if (!Number.isInteger(number) || number < 1) throw new UsageError(`--${flag} takes a whole number of 1 or more (got "${value}")`);
+    if (value.trim() === '' || !Number.isInteger(number) || number < min) throw new UsageError(`--${flag} takes a whole number of ${min} or more (got "${value}")`);
     return number;
   };
   return {
@@ -85,7 +85,8 @@ export function parseCommandLine(argv: string[]) {
     users: values.user ?? [],
     dryRun: values['dry-run'],
     deep: values.deep,
-    maxChanges: whole('max-changes', values['max-changes']),
+    // 0 is a run that writes nothing and reports, as CAPPED, what it would have changed.
+    maxChanges: whole('max-changes', values['max-changes'], 0),
     segments: whole('segments', values.segments),
     buckets: whole('buckets', values.buckets),
     reportDir: values['report-dir'],

@@ -20,8 +20,14 @@ export function printSummary(summary: RunSummary & Record<string, unknown>, fold
   say(`run ${summary.runId} · ${summary.mode}${summary.dryRun ? ' · dry run (nothing written)' : ''}${status}`);
   say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users${typeof summary.snapshotAt === 'string' ? ` (snapshot of ${summary.snapshotAt})` : ''}`);
   say(`  fixed ${counts.usersFixed} users: +${counts.coursesAdded} courses, -${counts.coursesRemoved} revoked, -${counts.duplicatesRemoved} duplicates`);
+  // What this run did about each fixable kind, so a fix's summary does not read like a validation's.
+  const done: Partial<Record<(typeof ISSUE_KINDS)[number], string>> = summary.dryRun
+    ? {}
+    : { missing: `${counts.coursesAdded} granted`, duplicate: `${counts.duplicatesRemoved} removed`, revoked: `${counts.coursesRemoved} revoked` };
   for (const kind of ISSUE_KINDS) {
-    if (summary.issues[kind] > 0) say(`  ${String(summary.issues[kind]).padStart(5)} ${kind.padEnd(17)} ${ISSUE_MEANING[kind]}`);
+    if (summary.issues[kind] === 0) continue;
+    const outcome = done[kind] === undefined ? '' : ` · ${done[kind]} by this run`;
+    say(`  ${String(summary.issues[kind]).padStart(5)} ${kind.padEnd(17)} ${ISSUE_MEANING[kind]}${outcome}`);
   }
   if (ISSUE_KINDS.every((kind) => summary.issues[kind] === 0)) say('  no issues');
   if (typeof summary.inFlight === 'number' && summary.inFlight > 0) say(`  ${summary.inFlight} payments changed within the grace window were left to the stream`);

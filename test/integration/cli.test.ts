@@ -49,6 +49,15 @@ describe('the command line', () => {
     expect(readFileSync(summary.backup.location, 'utf8').trim().split('\n')).toHaveLength(40);
   });
 
+  test('--max-changes 0 writes nothing and reports what it would have changed as CAPPED', () => {
+    const run = cli(['fix', '--max-changes', '0', '--json', '--demo-users', '40', '--report-dir', reports]);
+    expect(run.code).toBe(EXIT.capped);
+    const summary = JSON.parse(run.lastLine);
+    expect(summary).toMatchObject({ capped: true, counts: { usersFixed: 0, coursesAdded: 0 } });
+    expect(summary.issues.missing).toBeGreaterThan(0);
+    expect(readFileSync(join(reports, summary.runId, 'changes.jsonl'), 'utf8')).toBe('');
+  });
+
   test('a run the change cap stopped exits 3 and says CAPPED; a run with users in error exits 4', () => {
     const capped = cli(['fix', '--max-changes', '2', '--json', '--demo-users', '60', '--report-dir', reports]);
     expect(capped.code).toBe(EXIT.capped);
@@ -70,5 +79,10 @@ describe('the command line', () => {
     const usage = cli(['validate', '--segments', 'many']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--segments takes a whole number/);
+    for (const [flag, value] of [['--buckets', '0'], ['--max-changes', '=-1'], ['--demo-users', '1.5'], ['--segments', '']] as const) {
+      const bad = cli(['validate', value.startsWith('=') ? `${flag}${value}` : flag, ...(value.startsWith('=') ? [] : [value])]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(new RegExp(`${flag} takes a whole number`));
+    }
   });
 });
