@@ -72,7 +72,15 @@ export function createStreamHandler(
   return async (event, context) => {
     if (context) logger.addContext(context);
     const counts: Record<Counter, number> = { grants: 0, revocations: 0, skippedByPolicy: 0, orphans: 0, malformed: 0, rejected: 0, failed: 0 };
-    const sequencer = new UserSequencer(event.Records ?? [], (record) => userOf(record, deps));
+    // A record that is not even an object has no sequence number to report for redelivery:
+    // it is counted and logged as malformed, and the rest of the batch goes on.
+    const all: unknown[] = Array.isArray(event?.Records) ? event.Records : [];
+    const records = all.filter((record): record is DynamoDBRecord => typeof record === 'object' && record !== null && !Array.isArray(record));
+    if (records.length < all.length) {
+      counts.malformed += all.length - records.length;
+      logger.warn('malformed stream record', { reason: `${all.length - records.length} record(s) of the batch are not objects`, records: all.length });
+    }
+    const sequencer = new UserSequencer(records, (record) => userOf(record, deps));
 
     const handleRecord = (record: DynamoDBRecord) =>
       sequencer.run(record, async () => {
@@ -124,7 +132,7 @@ export function createStreamHandler(
       const processor = new BatchProcessor(EventType.DynamoDBStreams);
       // A batch whose every record failed is still answered with batchItemFailures rather than
       // thrown: the failures are per record (transient), not a crash of the function.
-      return await processPartialResponse(event, handleRecord, processor, {
+      return await processPartialResponse({ Records: records }, handleRecord, processor, {
         throwOnFullBatchFailure: false,
         ...(context && { context }),
       });

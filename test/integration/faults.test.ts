@@ -77,3 +77,18 @@ describe('one user whose grant can never be written', () => {
     expect(courseIdsOf(await tables.userCourses('big'))).toEqual([]);
   });
 });
+
+describe('a per-user run against a table that is not there', () => {
+  test('answers error for the user, naming the tables the missing resource can be', async () => {
+    const tables = await startTestTables();
+    try {
+      const config = loadConfig({ ...tables.env, DYNAMODB_USERS_TABLE: 'lms-users-typo' });
+      const [outcome] = await reconcileUsers(createSyncDeps(config, tables.client), ['u1'], { dryRun: false, runId: 'missing-table' });
+      expect(outcome?.result.status).toBe('error');
+      expect(outcome?.result.error).toMatch(/ResourceNotFoundException: .*table lms-users-typo/);
+      expect(outcome?.result.issues).toEqual([expect.objectContaining({ kind: 'error', userId: 'u1' })]);
+    } finally {
+      await tables.close();
+    }
+  });
+});

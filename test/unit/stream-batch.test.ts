@@ -154,6 +154,17 @@ describe('stream batch handling', () => {
     });
   });
 
+  it('counts a record that is not an object as malformed and handles the rest of the batch', async () => {
+    decide.mockReset();
+    decide.mockResolvedValue({ kind: 'granted', userId: 'u1', orderId: 'o1', courseIds: ['c'] } as unknown as PaymentChangeOutcome);
+    const { sink, metrics } = telemetry();
+    const event = { Records: [null, record(1, 'o1', 'u1'), 'junk'] } as unknown as Parameters<ReturnType<typeof createStreamHandler>>[0];
+    const answer = await createStreamHandler(deps, sink)(event);
+    expect(answer).toEqual({ batchItemFailures: [] });
+    expect(decide).toHaveBeenCalledTimes(1);
+    expect(metrics.MalformedRecords).toEqual([2]);
+  });
+
   it('publishes zeros for an empty batch', async () => {
     const { sink, metrics, flushes } = telemetry();
     expect(await createStreamHandler(deps, sink)({ Records: [] })).toEqual({ batchItemFailures: [] });

@@ -152,6 +152,16 @@ export function changeLine(runId: string, userId: string, before: ChangeLine['be
   };
 }
 
+/** A user's failure as a report line's reason: what DynamoDB said, and which tables a missing resource can be. */
+function describeFailure(deps: SyncDeps, error: unknown): string {
+  const { name, message } = error as Error;
+  if (name === 'ResourceNotFoundException') {
+    const { paymentsTable, paymentsUserIndex, usersTable } = deps.config;
+    return `${name}: ${message} (one of: table ${usersTable}, table ${paymentsTable}, its index ${paymentsUserIndex})`;
+  }
+  return name && name !== 'Error' ? `${name}: ${message}` : message;
+}
+
 /** Many users, a few at a time; one user's failure is that user's `error` status and line, not the call's. */
 export async function reconcileUsers(
   deps: SyncDeps,
@@ -165,7 +175,7 @@ export async function reconcileUsers(
     try {
       results.set(userId, await reconcileUser(deps, userId, options));
     } catch (error) {
-      const reason = (error as Error).message;
+      const reason = describeFailure(deps, error);
       const line: Issue = { kind: 'error', userId, orderIds: [], fix: 'none', detail: reason };
       results.set(userId, {
         result: { ...answer(userId, 'error', undefined, [line]), error: reason },
