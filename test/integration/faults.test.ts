@@ -1,13 +1,17 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { loadConfig } from '../../lambdas/core/config';
 import { createSyncDeps } from '../../lambdas/core/deps';
 import { reconcileUsers } from '../../lambdas/core/jobs/user-reconcile';
 import { createDynamoClient } from '../../lambdas/core/store/dynamo-client';
 import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
 import { startFaultProxy, type FaultProxy } from '../../scripts/local/fault-proxy';
-import { fullRun, removeRunFolders } from '../support/full-run';
+import { fullRun, removeRunFolders, runFolder } from '../support/full-run';
 import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
 
 afterAll(removeRunFolders);
+
+const ROOT = join(__dirname, '..', '..');
 
 /** The users table with `purchasedAt` stamps dropped: two fixes at different times grant the same. */
 const lists = async (tables: TestTables) => JSON.stringify(await tables.dump('users'), (key, value) => (key === 'purchasedAt' ? undefined : value));
@@ -91,4 +95,38 @@ describe('a per-user run against a table that is not there', () => {
       await tables.close();
     }
   });
+});
+
+describe('a full fix killed part way', () => {
+  let clean: TestTables;
+  let killed: TestTables;
+  afterEach(async () => {
+    await Promise.all([clean.close(), killed.close()]);
+  });
+
+  test('killed (SIGKILL) at three points and run again, it ends in the state of an uninterrupted fix', async () => {
+    [clean, killed] = await Promise.all([startTestTables(), startTestTables()]);
+    for (const tables of [clean, killed]) await loadDemoData(tables.client, tables.config, generateDemoData({ users: 400, seed: 9 }, tables.config));
+    await fullRun(createSyncDeps(clean.config, clean.client), 'fix');
+
+    const reports = runFolder();
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DYNAMODB_'))), ...killed.env };
+    const command = (): ChildProcess => spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/cli.ts', 'fix', '--report-dir', reports.root, '--segments', '2'], { cwd: ROOT, env, stdio: 'ignore' });
+    const before = await lists(killed);
+    let interrupted = 0;
+    // Early (start-up or snapshot), middle and late (repair): wherever the kill lands, nothing is half-written.
+    for (const delayMs of [1500, 2500, 3500]) {
+      const child = command();
+      const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      const timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+      const code = await ended;
+      clearTimeout(timer);
+      if (code === null) interrupted++;
+    }
+    expect(interrupted).toBeGreaterThan(0);
+    const last = command();
+    expect(await new Promise<number | null>((resolve) => last.on('exit', (code) => resolve(code)))).toBe(0);
+    expect(await lists(killed)).not.toEqual(before);
+    expect(await lists(killed)).toEqual(await lists(clean));
+  }, 120_000);
 });
