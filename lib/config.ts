@@ -110,6 +110,9 @@ const settingsSchema = z
         maxUserChangesPerRun: wholeNumber(1, 10_000_000, LAMBDA_DEFAULTS.maxUserChangesPerRun),
         maxRevocationsPerRun: wholeNumber(0, 10_000_000, LAMBDA_DEFAULTS.maxRevocationsPerRun),
         scanSegments: wholeNumber(1, 1000, LAMBDA_DEFAULTS.scanSegments),
+        /** Read capacity units a second a scan snapshot may use; 0 = unlimited. */
+        scanReadUnitsPerSecond: wholeNumber(0, 10_000_000, LAMBDA_DEFAULTS.scanReadUnitsPerSecond ?? 0),
+        joinBuckets: wholeNumber(1, 1024, LAMBDA_DEFAULTS.joinBuckets),
       })
       .prefault({}),
     schedules: z
@@ -274,6 +277,8 @@ export function fullRunEnvironment(config: DeployConfig, tables: TableNames, mem
     ...lambdaEnvironment(config, tables),
     // In whole hundreds of MB, rounded down: 3008 MB gives 1800.
     JOIN_MEMORY_MB: String(Math.floor((memorySizeMb * JOIN_MEMORY_SHARE) / 100) * 100),
+    JOIN_BUCKETS: String(config.sync.joinBuckets),
+    SCAN_READ_UNITS_PER_SECOND: String(config.sync.scanReadUnitsPerSecond),
   };
   assertLambdaAccepts(environment);
   return environment;

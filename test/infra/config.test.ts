@@ -80,7 +80,9 @@ describe('loadDeployConfig', () => {
     });
     expect(healthEnvironment(config, { payments: 'p', users: 'u' }, 'https://sqs/q')).toMatchObject({ FAILURE_QUEUE_URL: 'https://sqs/q' });
     // About 60% of the function's memory for the DuckDB join, read back by the Lambda loader.
-    expect(loadConfig(fullRunEnvironment(config, { payments: 'p', users: 'u' }, 3008)).joinMemoryMb).toBe(1800);
+    expect(loadConfig(fullRunEnvironment(config, { payments: 'p', users: 'u' }, 3008))).toMatchObject({ joinMemoryMb: 1800, joinBuckets: 1, scanReadUnitsPerSecond: undefined });
+    const paced = configFrom({ paymentSync: { tables: { mode: 'create' }, sync: { joinBuckets: 8, scanReadUnitsPerSecond: 4000 } } });
+    expect(loadConfig(fullRunEnvironment(paced, { payments: 'p', users: 'u' }, 3008))).toMatchObject({ joinBuckets: 8, scanReadUnitsPerSecond: 4000 });
   });
 
   it('merges the stage overlay, then command-line overrides given as strings', () => {

@@ -129,7 +129,7 @@ describe('functions', () => {
           'POWERTOOLS_METRICS_NAMESPACE',
           'NODE_OPTIONS',
           ...(name === 'health' ? ['FAILURE_QUEUE_URL', 'SYNC_INTERVAL_MINUTES'] : []),
-          ...(name === 'sync' || name === 'validate' ? ['JOIN_MEMORY_MB'] : []),
+          ...(name === 'sync' || name === 'validate' ? ['JOIN_MEMORY_MB', 'JOIN_BUCKETS', 'SCAN_READ_UNITS_PER_SECOND'] : []),
         ].sort(),
       );
       expect(variables).toMatchObject({
