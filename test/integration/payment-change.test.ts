@@ -47,4 +47,11 @@ describe('the stream decision (applyPaymentChange) against dynalite', () => {
     });
     expect(await tables.dump('users')).toEqual(before);
   });
+
+  test('a grant for a user whose courses attribute is not a list says so, and writes nothing', async () => {
+    await tables.putUser('u1', { S: 'c1,c2' });
+    const outcome = await applyPaymentChange(deps, { eventName: 'INSERT', newImage: image('settlement') });
+    expect(outcome).toMatchObject({ kind: 'no-change', reason: expect.stringMatching(/not a list \(S\)/) });
+    expect(await tables.userCourses('u1')).toEqual({ S: 'c1,c2' });
+  });
 });

@@ -64,7 +64,12 @@ async function grant(deps: SyncDeps, payment: Payment): Promise<PaymentChangeOut
     planUser(userId, snapshot.courses, evidence, GRANT_ONLY, planPolicy(deps.config, deps.now())),
   );
   if (outcome.kind === 'not-found') return { kind: 'orphan-payment', userId, orderId };
-  if (outcome.kind === 'unchanged') return { kind: 'no-change', userId, orderId, reason: 'every course already listed' };
+  if (outcome.kind === 'unchanged') {
+    const { courses } = outcome.snapshot;
+    // Nothing can be added to a list that is not a list: say what it is, so the log is not misread as in sync.
+    const reason = courses.state === 'unsupported' ? `the courses attribute is not a list (${Object.keys(courses.raw).join(', ')}); nothing granted, left as is` : 'every course already listed';
+    return { kind: 'no-change', userId, orderId, reason };
+  }
   return { kind: 'granted', userId, orderId, courseIds: outcome.plan.added, before: outcome.before.raw ?? null, after: outcome.after };
 }
 
