@@ -14,6 +14,15 @@ export interface ReadPayments {
   readonly problems: Issue[];
 }
 
+/** Names the value no rule knows: the status, or for `capture` the fraud status that decides it. */
+function unknownStatusDetail(item: WireItem, config: SyncConfig): string {
+  const status = item[config.payment.status];
+  if (status?.S?.trim().toLowerCase() === 'capture') {
+    return `status "capture" with ${config.payment.fraud} ${JSON.stringify(item[config.payment.fraud] ?? null)}, which the rules do not know (accept, challenge, deny); the payment grants nothing`;
+  }
+  return `status ${JSON.stringify(status ?? null)} is not one the rules know; the payment grants nothing`;
+}
+
 /**
  * Reads payment items through the mapping; the unreadable ones become `malformed-payment`
  * lines, and a status no rule knows an `unknown-status` line (the payment grants nothing).
@@ -32,7 +41,7 @@ export function readPayments(items: readonly WireItem[], config: SyncConfig): Re
           userId: payment.userId,
           orderIds: [payment.orderId],
           fix: 'none',
-          detail: `status ${JSON.stringify(item[config.payment.status] ?? null)} is not one the rules know; the payment grants nothing`,
+          detail: unknownStatusDetail(item, config),
         });
       }
     } else {

@@ -86,19 +86,19 @@ export async function planBucket(deps: SyncDeps, storage: RunStorage, task: Plan
     const items = row.payments.map(itemOfLine).sort((a, b) => byOrderId(a, b, config.payment.id));
     paymentsScanned += items.length;
     const read = readPayments(items, config);
-    await report(read.problems);
     const settled = read.payments.filter((payment) => !isInFlight(payment, grace.now, grace.graceMinutes));
     inFlight += read.payments.length - settled.length;
-    if (row.userId === undefined) return;
-    if (row.user === undefined) {
-      await report(orphanIssues(row.userId, settled));
+    if (row.userId === undefined || row.user === undefined) {
+      await report(read.problems);
+      if (row.userId !== undefined) await report(orphanIssues(row.userId, settled));
       return;
     }
     usersScanned++;
     const user = itemOfLine(row.user);
     const evidence = collectEvidence(read.payments, { complete: true, grace });
     const plan = planUser(row.userId, decodeCourses(user[config.user.courses]), evidence, FULL_SCOPE, policy);
-    if (!plan.next || !task.writes) return report(plan.issues);
+    if (!plan.next || !task.writes) return report([...read.problems, ...plan.issues]);
+    // A candidate's lines, its payments' problems included, are the repair's to write from a fresh read.
     candidates.push(row.userId);
     candidateCount++;
     if (candidates.length >= CANDIDATES_PER_FILE) await flushCandidates();
