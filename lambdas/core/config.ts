@@ -99,7 +99,8 @@ export function loadConfig(env: Env = process.env): SyncConfig {
   const int = (name: string, fallback: number, min: number, max: number): number => {
     const raw = env[name]?.trim();
     if (!raw) return fallback;
-    const value = Number(raw);
+    // Decimal digits only: Number() would also read 0x10, 1e2 and 0b11.
+    const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
       return fallback;

@@ -269,6 +269,10 @@ describe('loadConfig', () => {
     test.each<[string, string]>([
       ['GRACE_MINUTES', '1441'],
       ['GRACE_MINUTES', 'five'],
+      ['GRACE_MINUTES', '0x10'],
+      ['SCAN_SEGMENTS', '1e2'],
+      ['MAX_USER_CHANGES_PER_RUN', '0b11'],
+      ['JOIN_BUCKETS', '2.0'],
       ['SCAN_SEGMENTS', '1001'],
       ['SCAN_SEGMENTS', '0'],
       ['MAX_USER_CHANGES_PER_RUN', '-5'],
