@@ -45,10 +45,26 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** Flags that take a number: `--max-changes -1` is read as a (bad) value, not as an unknown option. */
+const NUMERIC_FLAGS = new Set(['--max-changes', '--segments', '--buckets', '--demo-users', '--demo-seed']);
+
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = argv[i + 1];
+    if (NUMERIC_FLAGS.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
 function parseFlags(argv: string[]) {
   try {
     return parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       allowPositionals: true,
       options: {
         user: { type: 'string', multiple: true },

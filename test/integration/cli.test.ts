@@ -79,7 +79,7 @@ describe('the command line', () => {
     const usage = cli(['validate', '--segments', 'many']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/--segments takes a whole number/);
-    for (const [flag, value] of [['--buckets', '0'], ['--max-changes', '=-1'], ['--demo-users', '1.5'], ['--segments', '']] as const) {
+    for (const [flag, value] of [['--buckets', '0'], ['--max-changes', '=-1'], ['--max-changes', '-1'], ['--demo-users', '1.5'], ['--segments', '']] as const) {
       const bad = cli(['validate', value.startsWith('=') ? `${flag}${value}` : flag, ...(value.startsWith('=') ? [] : [value])]);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(new RegExp(`${flag} takes a whole number`));

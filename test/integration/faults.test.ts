@@ -114,8 +114,8 @@ describe('a full fix killed part way', () => {
     const command = (): ChildProcess => spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/cli.ts', 'fix', '--report-dir', reports.root, '--segments', '2'], { cwd: ROOT, env, stdio: 'ignore' });
     const before = await lists(killed);
     let interrupted = 0;
-    // Early (start-up or snapshot), middle and late (repair): wherever the kill lands, nothing is half-written.
-    for (const delayMs of [1500, 2500, 3500]) {
+    // At random points in three windows (start-up or snapshot, plan, repair), so that reruns probe new ones.
+    for (const delayMs of [1200, 2200, 3200].map((start) => start + Math.floor(Math.random() * 800))) {
       const child = command();
       const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
