@@ -2,6 +2,7 @@ import { BatchWriteItemCommand, type AttributeValue, type DynamoDBClient, type W
 import type { SyncConfig } from '../../lambdas/core/config';
 import type { WireItem, WireValue } from '../../lambdas/core/rules/attribute-values';
 import { backoffDelayMs, sleep } from '../../lambdas/core/backoff';
+import { prng } from './prng';
 
 export interface DemoDataOptions {
   readonly users: number;
@@ -32,18 +33,6 @@ export interface DemoDataset {
   readonly payments: WireItem[];
   /** How many of each drift the generator planted, to explain the first validation. */
   readonly planted: Record<string, number>;
-}
-
-/** mulberry32: small, seedable, good enough to make the same demo every time. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const COURSES = Array.from({ length: 40 }, (_, i) => `course-${String(i + 1).padStart(3, '0')}`);

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { prng } from './prng';
 
 export interface FaultProxy {
   readonly endpoint: string;
@@ -15,18 +16,6 @@ const THROTTLES = [
   { type: 'com.amazon.coral.availability#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' },
 ];
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed with its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * An HTTP proxy in front of dynalite that answers a share of DynamoDB requests the way
  * DynamoDB does when it throttles (HTTP 400, `ProvisionedThroughputExceededException` or
@@ -34,7 +23,7 @@ function random(seed: number): () => number {
  */
 export async function startFaultProxy(upstream: string, options: { throttleRate: number; seed?: number }): Promise<FaultProxy> {
   let rate = options.throttleRate;
-  const next = random(options.seed ?? 1);
+  const next = prng(options.seed ?? 1);
   const stats = { throttled: 0, requests: 0 };
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];

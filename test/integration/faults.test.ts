@@ -111,19 +111,22 @@ describe('a full fix killed part way', () => {
 
     const reports = runFolder();
     const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DYNAMODB_'))), ...killed.env };
-    const command = (): ChildProcess => spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/cli.ts', 'fix', '--report-dir', reports.root, '--segments', '2'], { cwd: ROOT, env, stdio: 'ignore' });
-    const before = await lists(killed);
-    let interrupted = 0;
-    // At random points in three windows (start-up or snapshot, plan, repair), so that reruns probe new ones.
-    for (const delayMs of [1200, 2200, 3200].map((start) => start + Math.floor(Math.random() * 800))) {
+    const command = (): ChildProcess =>
+      spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/cli.ts', 'fix', '--report-dir', reports.root, '--segments', '2'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    /** Runs the fix and kills it a random 0–150 ms after its progress shows `stage` has begun (its previous stage's line). */
+    const killDuring = (after: RegExp): Promise<number | null> => {
       const child = command();
-      const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-      const timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
-      const code = await ended;
-      clearTimeout(timer);
-      if (code === null) interrupted++;
-    }
-    expect(interrupted).toBeGreaterThan(0);
+      let seen = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (after.test(seen)) setTimeout(() => child.kill('SIGKILL'), Math.floor(Math.random() * 150));
+      });
+      return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    };
+    const before = await lists(killed);
+    // During the repair (writes in flight), during the plan, and at start-up or in the snapshot.
+    const codes = [await killDuring(/progress: join \+ plan/), await killDuring(/progress: snapshot/), await killDuring(/embedded|./)];
+    expect(codes.filter((code) => code === null).length).toBeGreaterThan(0);
     const last = command();
     expect(await new Promise<number | null>((resolve) => last.on('exit', (code) => resolve(code)))).toBe(0);
     expect(await lists(killed)).not.toEqual(before);
