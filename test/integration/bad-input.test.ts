@@ -1,9 +1,8 @@
 import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Context, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { ManualSyncEventSchema, ManualValidateEventSchema, parseEvent } from '../../lambdas/commons/events';
-import { loadConfig } from '../../lambdas/core/config';
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
-import { ConfigError, InvalidEventError } from '../../lambdas/core/errors';
+import { InvalidEventError } from '../../lambdas/core/errors';
 import { reconcileUsers } from '../../lambdas/core/jobs/user-reconcile';
 import type { IssueLine } from '../../lambdas/core/report/report';
 import type { WireItem, WireValue } from '../../lambdas/core/rules/attribute-values';
@@ -11,6 +10,7 @@ import { createStreamHandler, type StreamTelemetry } from '../../lambdas/stream/
 import { startFaultProxy, type FaultProxy } from '../../scripts/local/fault-proxy';
 import { fullRun, removeRunFolders, type FullRunOutcome } from '../support/full-run';
 import { courseIdsOf, LONG_AGO, startTestTables, type TestTables } from '../support/local-tables';
+import { loadHandler, configError, type Handler } from '../support/lambda';
 
 /**
  * A catalogue of bad input, one table per kind of input. Every case states the answer it
@@ -310,19 +310,9 @@ describe('2. malformed purchasedCourses (validate, then fix; each user has a pai
 // 3. Bad manual events for sync and validate
 // ---------------------------------------------------------------------------------------------
 
-type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
 const context = { functionName: 'payment-sync-bad-input', awsRequestId: 'req-bad-input', getRemainingTimeInMillis: () => 300_000 } as unknown as Context;
 
-/** Loads a handler as Lambda would: a fresh module whose cold start reads the environment. */
-async function loadHandler(path: string, env: Record<string, string>): Promise<Handler> {
-  Object.assign(process.env, env, { POWERTOOLS_METRICS_DISABLED: 'true', LOG_LEVEL: 'ERROR' });
-  let handler: Handler | undefined;
-  await jest.isolateModulesAsync(async () => {
-    handler = ((await import(path)) as { handler: Handler }).handler;
-  });
-  return handler as Handler;
-}
 
 const EVENT_CASES: ReadonlyArray<[string, 'sync' | 'validate', unknown, RegExp]> = [
   ['sync: only dryRun, no userIds', 'sync', { dryRun: true }, /userIds/],
@@ -530,15 +520,6 @@ describe('4. bad stream records: counted and logged, never retried, nothing writ
 
 const REQUIRED = { DYNAMODB_PAYMENTS_TABLE: 'lms-payments', DYNAMODB_USERS_TABLE: 'lms-users' };
 
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 const BAD_VALUES: ReadonlyArray<[string, string]> = [
   ['GRACE_MINUTES', '-1'],

@@ -1,7 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { startTestTables, courseIdsOf, type TestTables } from '../support/local-tables';
+import { loadHandler, type Handler } from '../support/lambda';
 
-type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
 const context = {
   functionName: 'payment-sync-test',
@@ -9,15 +9,6 @@ const context = {
   getRemainingTimeInMillis: () => 300_000,
 } as unknown as Context;
 
-/** Loads a handler as Lambda would: a fresh module whose cold start reads the environment. */
-async function loadHandler(path: string, env: Record<string, string>): Promise<Handler> {
-  Object.assign(process.env, env, { POWERTOOLS_METRICS_DISABLED: 'true', LOG_LEVEL: 'ERROR' });
-  let handler: Handler | undefined;
-  await jest.isolateModulesAsync(async () => {
-    handler = ((await import(path)) as { handler: Handler }).handler;
-  });
-  return handler as Handler;
-}
 
 describe('Lambda handlers against dynalite', () => {
   let tables: TestTables;

@@ -1,19 +1,10 @@
 import fc from 'fast-check';
 import { DEFAULT_PAID_STATUSES, DEFAULT_REVOKED_STATUSES, loadConfig, logLevelFrom, type SyncConfig } from '../../lambdas/core/config';
 import { ConfigError } from '../../lambdas/core/errors';
+import { configError } from '../support/lambda';
 
 const REQUIRED = { DYNAMODB_PAYMENTS_TABLE: 'lms-payments', DYNAMODB_USERS_TABLE: 'lms-users' };
 
-/** The ConfigError loadConfig throws for env, or a failure when it does not throw one. */
-function configError(env: Record<string, string | undefined>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 describe('loadConfig', () => {
   test('defaults of the contract', () => {
