@@ -14,7 +14,7 @@ import { encodeDataFile, MANIFEST_SUMMARY, readManifests } from '../../lambdas/c
 import { tableFolder, type SnapshotTable } from '../../lambdas/core/snapshot/scan-snapshot';
 import { FolderStorage } from '../../lambdas/core/storage/folder-storage';
 import { storageKey } from '../../lambdas/core/storage/run-storage';
-import { scanSegmentPage } from '../../lambdas/core/store/payments-store';
+import { scanSegmentPage } from '../../lambdas/core/store/table-scan';
 import { createDynamoClient } from '../../lambdas/core/store/dynamo-client';
 import { createStreamHandler } from '../../lambdas/stream/stream-batch';
 import { localClient } from '../local/embedded-dynamodb';

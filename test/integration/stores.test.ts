@@ -1,6 +1,6 @@
 import { createSyncDeps } from '../../lambdas/core/deps';
 import { reconcileUser } from '../../lambdas/core/jobs/user-reconcile';
-import { scanSegmentPage } from '../../lambdas/core/store/payments-store';
+import { scanSegmentPage } from '../../lambdas/core/store/table-scan';
 import { startCaptureProxy } from '../../scripts/local/stream/capture-proxy';
 import { courseIdsOf, startTestTables, type TestTables } from '../support/local-tables';
 

@@ -1,5 +1,5 @@
 import type { SyncDeps } from '../deps';
-import { scanSegmentPage, type ScanCursor } from '../store/payments-store';
+import { scanSegmentPage, type ScanCursor } from '../store/table-scan';
 import { storageKey, type RunStorage } from '../storage/run-storage';
 import { bucketOfKey, keyOfItem } from '../join/buckets';
 import type { WireItem } from '../rules/attribute-values';
