@@ -6,7 +6,7 @@ import type { RunMode } from '../../report/report';
 import { ReadBudget } from '../../snapshot/read-budget';
 import { finishScanSnapshot, scanSnapshotSegment, type SnapshotTable } from '../../snapshot/scan-snapshot';
 import type { RunStorage } from '../../storage/run-storage';
-import { finalizeRun, type FullRunResult } from './finalize';
+import { finalizeRun, type FullRunResult, type RunStatus } from './finalize';
 import { runLayout } from './layout';
 import { planBucket, type PlanBucketResult } from './plan-bucket';
 import { repairBatch, type RepairResult } from './repair-batch';
@@ -66,7 +66,7 @@ export async function runFullReconciliation(deps: SyncDeps, storage: RunStorage,
   const plans: PlanBucketResult[] = [];
   const repairs: RepairResult[] = [];
   let consumedCapacity = 0;
-  const finish = (status: 'completed' | 'incomplete') =>
+  const finish = (status: RunStatus) =>
     finalizeRun(storage, { runId: options.runId, mode: options.mode, folder: layout.folder, dryRun: !writes, status, consumedCapacity, snapshotAt: startedAt, startedAt, finishedAt: deps.now(), plans, repairs });
 
   // Snapshot: every segment of both tables at once, each worker paced by one shared read budget.
