@@ -42,8 +42,24 @@ export interface SyncConfig {
   readonly joinBuckets: number;
   /** Full runs: DuckDB's memory limit for one bucket's join, in MiB; past it, it spills to disk. */
   readonly joinMemoryMb: number;
+  /** Full runs: how the snapshot is taken; `export` needs point-in-time recovery and runs on AWS only. */
+  readonly snapshotMode: SnapshotMode;
+  /** Full runs: candidate files repaired at once (the repair Map's concurrency, the run's write rate). */
+  readonly repairConcurrency: number;
+  /** Run records, the run lock and the hold. */
+  readonly runsTable: string;
+  /** Where runs keep their snapshot and reports on AWS; undefined = a local folder. */
+  readonly reportsBucket: string | undefined;
+  /** The state machines the entry points start (set by the stack; unset locally). */
+  readonly syncStateMachineArn: string | undefined;
+  readonly validationStateMachineArn: string | undefined;
   readonly logLevel: LogLevel;
 }
+
+export const SNAPSHOT_MODES = ['scan', 'export'] as const;
+export type SnapshotMode = (typeof SNAPSHOT_MODES)[number];
+/** The run table's name when RUNS_TABLE is unset (the embedded default creates it). */
+export const DEFAULT_RUNS_TABLE = 'payment-sync-runs';
 
 export const DEFAULT_PAID_STATUSES = ['settlement', 'success', 'paid', 'completed'] as const;
 export const DEFAULT_REVOKED_STATUSES = ['refund', 'chargeback'] as const;
@@ -152,6 +168,12 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     scanReadUnitsPerSecond: int('SCAN_READ_UNITS_PER_SECOND', 0, 0, 10_000_000) || undefined,
     joinBuckets: int('JOIN_BUCKETS', 1, 1, 1024),
     joinMemoryMb: int('JOIN_MEMORY_MB', 1024, 128, 1_048_576),
+    snapshotMode: oneOf('SNAPSHOT_MODE', SNAPSHOT_MODES, 'scan'),
+    repairConcurrency: int('REPAIR_CONCURRENCY', 2, 1, 1000),
+    runsTable: text('RUNS_TABLE', DEFAULT_RUNS_TABLE),
+    reportsBucket: env.REPORTS_BUCKET?.trim() || undefined,
+    syncStateMachineArn: env.SYNC_STATE_MACHINE_ARN?.trim() || undefined,
+    validationStateMachineArn: env.VALIDATION_STATE_MACHINE_ARN?.trim() || undefined,
     logLevel: logLevel ?? 'INFO',
   };
   const overlap = config.paidStatuses.filter((status) => config.revokedStatuses.includes(status));

@@ -27,6 +27,12 @@ describe('loadConfig', () => {
       scanReadUnitsPerSecond: undefined,
       joinBuckets: 1,
       joinMemoryMb: 1024,
+      snapshotMode: 'scan',
+      repairConcurrency: 2,
+      runsTable: 'payment-sync-runs',
+      reportsBucket: undefined,
+      syncStateMachineArn: undefined,
+      validationStateMachineArn: undefined,
       logLevel: 'INFO',
     };
     expect(loadConfig(REQUIRED)).toEqual(expected);
