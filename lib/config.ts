@@ -2,7 +2,7 @@ import type { Environment } from 'aws-cdk-lib';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { z } from 'zod';
-import { loadConfig } from '../lambdas/core/config';
+import { loadConfig, METRICS_NAMESPACE, SERVICE_NAME } from '../lambdas/core/config';
 import { ISSUE_KINDS } from '../lambdas/core/rules/plan';
 
 /**
@@ -19,9 +19,8 @@ import { ISSUE_KINDS } from '../lambdas/core/rules/plan';
  */
 
 export const CONTEXT_KEY = 'paymentSync';
-/** Powertools identity of every function; alarms and the dashboard read metrics under it. */
-export const SERVICE_NAME = 'payment-sync';
-export const METRICS_NAMESPACE = 'PaymentSync';
+/** Powertools identity of every function, defined with the Lambdas' contract; alarms and the dashboard read metrics under it. */
+export { METRICS_NAMESPACE, SERVICE_NAME };
 
 export const STAGES = ['dev', 'prod'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -113,6 +112,18 @@ const settingsSchema = z
         /** Read capacity units a second a scan snapshot may use; 0 = unlimited. */
         scanReadUnitsPerSecond: wholeNumber(0, 10_000_000, LAMBDA_DEFAULTS.scanReadUnitsPerSecond ?? 0),
         joinBuckets: wholeNumber(1, 1024, LAMBDA_DEFAULTS.joinBuckets),
+        /** Buckets joined at once, each in its own function. */
+        joinConcurrency: wholeNumber(1, 1000, 10),
+        /** Candidate files repaired at once (1 while a cap is in force). */
+        repairConcurrency: wholeNumber(1, 1000, LAMBDA_DEFAULTS.repairConcurrency),
+        /** `export` (no table reads; needs point-in-time recovery) or `scan`; default: export for created tables, scan for imported ones. */
+        snapshotMode: z.enum(['scan', 'export']).optional(),
+      })
+      .prefault({}),
+    reports: z
+      .strictObject({
+        /** Run folders (snapshot, report, change log) expire from the bucket after this many days. */
+        retentionDays: wholeNumber(1, 3650, 90),
       })
       .prefault({}),
     schedules: z
@@ -123,6 +134,7 @@ const settingsSchema = z
           .default('Asia/Jakarta'),
         sync: scheduleExpression('cron(0 * * * ? *)'),
         validate: scheduleExpression('cron(30 2 * * ? *)'),
+        fullFix: scheduleExpression('cron(0 3 ? * SUN *)'),
         health: scheduleExpression('rate(15 minutes)'),
       })
       .prefault({}),
@@ -271,14 +283,39 @@ export function lambdaEnvironment(config: DeployConfig, tables: TableNames): Rec
  */
 export const JOIN_MEMORY_SHARE = 0.6;
 
-/** The sync and validate functions also size the DuckDB join to their memory (MB). */
-export function fullRunEnvironment(config: DeployConfig, tables: TableNames, memorySizeMb: number): Record<string, string> {
+/** A full run's settings; the join task also sizes DuckDB to its memory (`joinMemorySizeMb`, MB). */
+export function fullRunEnvironment(config: DeployConfig, tables: TableNames, joinMemorySizeMb?: number): Record<string, string> {
   const environment = {
     ...lambdaEnvironment(config, tables),
     // In whole hundreds of MB, rounded down: 3008 MB gives 1800.
-    JOIN_MEMORY_MB: String(Math.floor((memorySizeMb * JOIN_MEMORY_SHARE) / 100) * 100),
+    ...(joinMemorySizeMb === undefined ? {} : { JOIN_MEMORY_MB: String(Math.floor((joinMemorySizeMb * JOIN_MEMORY_SHARE) / 100) * 100) }),
     JOIN_BUCKETS: String(config.sync.joinBuckets),
     SCAN_READ_UNITS_PER_SECOND: String(config.sync.scanReadUnitsPerSecond),
+  };
+  assertLambdaAccepts(environment);
+  return environment;
+}
+
+/** Where the full runs keep their records and files. */
+export interface RunResources {
+  readonly runsTable: string;
+  readonly reportsBucket: string;
+}
+
+/** The snapshot mode in force: configured, or export where the stack turned point-in-time recovery on. */
+export function snapshotModeOf(config: DeployConfig): 'scan' | 'export' {
+  return config.sync.snapshotMode ?? (config.tables.mode === 'create' ? 'export' : 'scan');
+}
+
+/** The state machine's tasks: the full-run environment plus the run table, the bucket and the run's shape. */
+export function runTaskEnvironment(config: DeployConfig, tables: TableNames, resources: RunResources, joinMemorySizeMb?: number): Record<string, string> {
+  const environment = {
+    ...fullRunEnvironment(config, tables, joinMemorySizeMb),
+    RUNS_TABLE: resources.runsTable,
+    REPORTS_BUCKET: resources.reportsBucket,
+    SNAPSHOT_MODE: snapshotModeOf(config),
+    JOIN_CONCURRENCY: String(config.sync.joinConcurrency),
+    REPAIR_CONCURRENCY: String(config.sync.repairConcurrency),
   };
   assertLambdaAccepts(environment);
   return environment;

@@ -36,7 +36,7 @@ export class PaymentSyncStack extends Stack {
     };
 
     this.realtime = new RealtimeSync(this, 'Realtime', { config, tables: this.tables, functionDefaults });
-    this.reconciliation = new Reconciliation(this, 'Reconciliation', { config, tables: this.tables, functionDefaults });
+    this.reconciliation = new Reconciliation(this, 'Reconciliation', { config, tables: this.tables, functionDefaults, removalPolicy: disposable });
     this.health = new HealthCheck(this, 'Health', {
       config,
       tables: this.tables,
@@ -49,6 +49,7 @@ export class PaymentSyncStack extends Stack {
       failureQueue: this.realtime.failureQueue,
       sync: this.reconciliation.sync,
       validate: this.reconciliation.validate,
+      runMachines: [this.reconciliation.syncRun, this.reconciliation.validationRun],
       health: this.health.handler,
       removalPolicy: disposable,
     });
@@ -56,8 +57,12 @@ export class PaymentSyncStack extends Stack {
     // What operators need by name: DEPLOY.md reads these with `aws cloudformation describe-stacks`.
     const outputs: Record<string, [string, string]> = {
       StreamFunctionName: [this.realtime.handler.function.functionName, 'Stream Lambda (real-time grants and revocations)'],
-      SyncFunctionName: [this.reconciliation.sync.function.functionName, 'Invoke with {"userIds":[...],"dryRun":true|false}'],
-      ValidateFunctionName: [this.reconciliation.validate.function.functionName, 'Invoke with {"userIds":[...]} or {} (read-only)'],
+      SyncFunctionName: [this.reconciliation.sync.function.functionName, 'Invoke with {"userIds":[...],"dryRun":true|false}, {"run":"fix"}, {"undo":"<run id>"} or {"releaseHold":true}'],
+      ValidateFunctionName: [this.reconciliation.validate.function.functionName, 'Invoke with {"userIds":[...]} or {} (a validation run; read-only)'],
+      SyncRunStateMachineArn: [this.reconciliation.syncRun.stateMachineArn, 'Full sync runs (start-execution input: {"run":{...}})'],
+      ValidationRunStateMachineArn: [this.reconciliation.validationRun.stateMachineArn, 'Full validation runs (read-only)'],
+      ReportsBucketName: [this.reconciliation.reports.bucketName, 'Run reports under runs/<run id>/'],
+      RunTableName: [this.reconciliation.runTable.tableName, 'Run records, the run lock and the hold'],
       HealthFunctionName: [this.health.handler.function.functionName, 'Invoke with {}'],
       FailureQueueUrl: [this.realtime.failureQueue.queueUrl, 'Stream batches that could not be processed'],
       AlarmTopicArn: [this.monitoring.topic.topicArn, 'Subscribe more endpoints here'],

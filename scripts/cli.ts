@@ -1,29 +1,40 @@
-import { mkdirSync } from 'node:fs';
+import './local/quiet';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { loadConfig } from '../lambdas/core/config';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { loadConfig, type SyncConfig } from '../lambdas/core/config';
 import { createSyncDeps, type SyncDeps } from '../lambdas/core/deps';
 import { ConfigError, EnvironmentError } from '../lambdas/core/errors';
-import { runFullReconciliation } from '../lambdas/core/jobs/full-run/local-run';
+import { runLayout } from '../lambdas/core/jobs/full-run/layout';
+import { isSkipped } from '../lambdas/core/jobs/full-run/prepare';
 import { checkHealth } from '../lambdas/core/jobs/health';
+import { RUN_ID_PATTERN, undoRun, type UndoResult } from '../lambdas/core/jobs/undo';
 import { reconcileUsers, summarizeUsers } from '../lambdas/core/jobs/user-reconcile';
 import { FolderSink } from '../lambdas/core/report/folder-sink';
 import { newRunId, type RunMode, type RunSummary } from '../lambdas/core/report/report';
 import { FolderStorage } from '../lambdas/core/storage/folder-storage';
-import { backupUsersTable, exportUsersToFile, type BackupReceipt } from '../lambdas/core/store/users-backup';
-import { startDemoEnvironment } from './local/environment';
+import { RunRecords } from '../lambdas/core/runs/run-records';
+import type { BackupReceipt } from '../lambdas/core/store/users-backup';
+import { logger } from '../lambdas/core/observability';
+import { describeTable, dynamoLocation } from '../lambdas/core/store/table-checks';
+import { checkEnvironment, printEnvChecks } from './env-check';
+import { configurationInEffect, configurationLine, formatLogLine, logFilePath, openLogFile, stageLog, type LogFile } from './log-file';
+import { startEmbeddedDefault, type EmbeddedDefault } from './local/environment';
+import { runStateMachineLocally } from './local/run-state-machine';
 import { progressPrinter } from './progress';
 import { printSummary } from './summary-printer';
 
 /** The seed's commands: what each one runs. */
 const COMMANDS = {
-  validate: { mode: 'validate', writes: false, capped: false, about: 'payment-validate: report every issue, change nothing' },
-  fix: { mode: 'fix', writes: true, capped: false, about: 'payment-fix: validate and fix (grant missing, drop duplicates, revoke by policy)' },
-  migrate: { mode: 'migrate', writes: true, capped: false, about: 'payment-sync: one-time migration of all payment history; backs up users first' },
-  'cron-sync': { mode: 'cron-sync', writes: true, capped: true, about: 'payment-cron-sync: the scheduled sync, with the change cap' },
-  'cron-validate': { mode: 'cron-validate', writes: false, capped: false, about: 'payment-cron-validate: the scheduled validation' },
-  health: { mode: undefined, writes: false, capped: false, about: 'payment-cron-health: tables, index, stream' },
+  validate: { mode: 'validate', writes: false, trigger: 'manual', about: 'payment-validate: report every issue, change nothing' },
+  fix: { mode: 'fix', writes: true, trigger: 'manual', about: 'payment-fix: validate and fix (grant missing, drop duplicates, revoke by policy)' },
+  migrate: { mode: 'migrate', writes: true, trigger: 'manual', about: 'payment-sync: one-time migration of all payment history; backs up users first' },
+  'cron-sync': { mode: 'cron-sync', writes: true, trigger: 'schedule', about: 'payment-cron-sync: the scheduled sync, with the change cap' },
+  'cron-validate': { mode: 'cron-validate', writes: false, trigger: 'schedule', about: 'payment-cron-validate: the scheduled validation' },
+  health: { mode: undefined, writes: false, trigger: 'manual', about: 'payment-cron-health: tables, index, stream' },
+  'release-hold': { mode: undefined, writes: true, trigger: 'manual', about: 'payment-release-hold: lift the hold a capped scheduled run set, so scheduled fixes write again' },
+  'env-check': { mode: undefined, writes: false, trigger: 'manual', about: 'payment-env-check: what a run needs (configuration, credentials, tables, index, stream, point-in-time recovery, run table, bucket), each with its fix' },
+  undo: { mode: undefined, writes: true, trigger: 'manual', about: 'payment-undo -- <run id> [--dry-run]: put back the lists a run changed, where they are still what it wrote' },
 } as const;
 type CommandName = keyof typeof COMMANDS;
 
@@ -90,6 +101,13 @@ export function parseCommandLine(argv: string[]) {
   const name = positionals[0];
   if (values.help) throw new UsageError('');
   if (!name || !(name in COMMANDS)) throw new UsageError(`unknown command "${name ?? ''}"`);
+  // undo's run id is the one positional after the command.
+  const runId = name === 'undo' ? positionals[1] : undefined;
+  if (name === 'undo') {
+    if (!runId) throw new UsageError('undo needs the run id: npm run payment-undo -- <run id> [--dry-run] [--json] [--report-dir DIR]');
+    if (!RUN_ID_PATTERN.test(runId)) throw new UsageError(`"${runId}" is not a run id (the name of a run's folder in the report directory)`);
+    if (values.user) throw new UsageError('undo restores a whole run; --user is not an undo option');
+  }
   const whole = (flag: string, value: string | undefined, min = 1): number | undefined => {
     if (value === undefined) return undefined;
     const number = Number(value);
@@ -98,6 +116,7 @@ export function parseCommandLine(argv: string[]) {
   };
   return {
     command: name as CommandName,
+    runId,
     users: values.user ?? [],
     dryRun: values['dry-run'],
     deep: values.deep,
@@ -114,32 +133,70 @@ export function parseCommandLine(argv: string[]) {
 type CommandLine = ReturnType<typeof parseCommandLine>;
 
 /** Exit statuses of the command line (the README's runbook lists them). */
-export const EXIT = { completed: 0, unhealthy: 1, couldNotRun: 2, capped: 3, usersInError: 4 } as const;
+export const EXIT = { completed: 0, unhealthy: 1, couldNotRun: 2, capped: 3, usersInError: 4, undoConflicts: 5 } as const;
 
 /**
- * A run that completed says so only when nothing was left undone: a cap that stopped its
- * writes, or users it could not read or write, each have their own status for scripts and cron.
+ * A run that completed says so only when nothing was left undone: a run that failed, a cap
+ * that stopped its writes or a hold that kept it report-only, and users it could not read or
+ * write each have their own status for scripts and cron.
  */
 export function exitCodeOf(summary: RunSummary & Record<string, unknown>): number {
-  if (summary.capped === true) return EXIT.capped;
+  if (summary.status === 'failed') return EXIT.couldNotRun;
+  if (summary.capped === true || summary.held === true) return EXIT.capped;
   if (summary.issues.error > 0) return EXIT.usersInError;
   return EXIT.completed;
 }
 
 /** Fails before any work when a table or the index is not there, with the names an operator needs. */
 async function assertTablesReachable(deps: SyncDeps): Promise<void> {
+  const where = dynamoLocation(deps.config);
   for (const table of [deps.config.paymentsTable, deps.config.usersTable]) {
+    let found: unknown;
     try {
-      await deps.client.send(new DescribeTableCommand({ TableName: table }));
+      found = await describeTable(deps.client, table);
     } catch (error) {
-      const name = (error as Error).name;
-      if (name === 'ResourceNotFoundException') throw new EnvironmentError(`table ${table} does not exist at ${deps.config.endpoint ?? `AWS ${deps.config.region}`}`);
-      throw new EnvironmentError(`cannot reach DynamoDB at ${deps.config.endpoint ?? `AWS ${deps.config.region}`}: ${name}: ${(error as Error).message}`);
+      throw new EnvironmentError(`cannot reach DynamoDB at ${where}: ${(error as Error).name}: ${(error as Error).message} (npm run payment-env-check says what is missing)`);
     }
+    if (!found) throw new EnvironmentError(`table ${table} does not exist at ${where} (npm run payment-env-check says what is missing)`);
   }
 }
 
-export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void): Promise<{ summary: unknown; exitCode: number }> {
+/** `payment-env-check`: every check with its status and fix; exit 1 (as an unhealthy health check) when one fails. */
+async function runEnvCheck(load: () => SyncConfig, say: (line: string) => void, client?: DynamoDBClient): Promise<{ summary: unknown; exitCode: number }> {
+  const checks = await checkEnvironment(load, { client });
+  const ok = printEnvChecks(checks, say);
+  return { summary: { ok, checks }, exitCode: ok ? EXIT.completed : EXIT.unhealthy };
+}
+
+/** An undo with users it could not read or write exits 4 (a rerun retries them); else with conflicts, 5. */
+export function undoExitCode(result: Pick<UndoResult, 'errors' | 'conflicts'>): number {
+  if (result.errors > 0) return EXIT.usersInError;
+  if (result.conflicts > 0) return EXIT.undoConflicts;
+  return EXIT.completed;
+}
+
+/** `payment-undo <run id>`: the run's folder in the report directory, its users restored one by one. */
+async function runUndo(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void): Promise<{ summary: UndoResult; exitCode: number }> {
+  const runId = cli.runId as string;
+  if (embedded) say('note: the embedded dynalite holds fresh demo data, not the tables the run wrote; point DYNAMODB_ENDPOINT or the table variables at them');
+  const result = await undoRun(deps, new FolderStorage(cli.reportDir), { folder: runId, runId, dryRun: cli.dryRun });
+  for (const user of result.users) {
+    if (user.status === 'conflict' || user.status === 'not-found' || user.status === 'error') say(`  ${user.userId}: ${user.status}${user.error ? ` (${user.error})` : ''}`);
+  }
+  say(`undo of run ${runId}${result.dryRun ? ' · dry run (nothing written)' : ''}`);
+  say(`  ${result.restored} ${result.dryRun ? 'would be restored' : 'restored'}, ${result.alreadyRestored} already restored, ${result.conflicts} conflicts (changed since the run: left as they are), ${result.notFound} not found, ${result.errors} errors`);
+  say(`  report: ${join(cli.reportDir, result.report.lines)}`);
+  return { summary: result, exitCode: undoExitCode(result) };
+}
+
+export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void, log: LogFile = openLogFile(undefined)): Promise<{ summary: unknown; exitCode: number }> {
+  if (cli.command === 'undo') return runUndo(cli, deps, embedded, say);
+  if (cli.command === 'release-hold') {
+    const released = await new RunRecords(deps.client, deps.config.runsTable, deps.now).releaseHold();
+    say(released ? `hold released (set by run ${released.runId} at ${released.setAt}: ${released.reason}); scheduled fixes write again` : 'no hold was in force');
+    return { summary: { released: released ?? null }, exitCode: EXIT.completed };
+  }
+  if (cli.command === 'env-check') return runEnvCheck(() => deps.config, say, deps.client);
   const spec = COMMANDS[cli.command];
   if (spec.mode === undefined) {
     const report = await checkHealth(deps, { expectStream: !embedded });
@@ -151,14 +208,6 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
   const dryRun = cli.dryRun || !spec.writes;
   const runId = newRunId(mode);
   const folder = join(cli.reportDir, runId);
-  let backup: BackupReceipt | undefined;
-  if (mode === 'migrate' && !dryRun) {
-    mkdirSync(folder, { recursive: true });
-    backup = embedded || deps.config.endpoint
-      ? await exportUsersToFile(deps.client, deps.config, join(folder, 'users-backup.jsonl'))
-      : await backupUsersTable(deps.client, deps.config, runId);
-    say(`backup of ${deps.config.usersTable} before migrating: ${backup.kind} ${backup.location}`);
-  }
   let summary: RunSummary & Record<string, unknown>;
   if (cli.users.length > 0) {
     const sink = new FolderSink(folder);
@@ -172,52 +221,118 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
     await sink.close(summary);
   } else {
     const progress = progressPrinter();
+    const stages = stageLog(log);
     const storage = new FolderStorage(cli.reportDir);
-    const result = await runFullReconciliation(deps, storage, {
-      runId,
-      mode,
-      dryRun,
-      segments: cli.segments ?? deps.config.scanSegments,
-      buckets: cli.buckets ?? deps.config.joinBuckets,
-      maxUserChanges: cli.maxChanges ?? (spec.capped ? deps.config.maxUserChangesPerRun : undefined),
-      onProgress: (update) => progress.update(update),
-    });
+    const outcome = await runStateMachineLocally(
+      { deps, storage, runs: new RunRecords(deps.client, deps.config.runsTable, deps.now) },
+      {
+        runId,
+        mode,
+        trigger: spec.trigger,
+        dryRun,
+        ...(cli.maxChanges !== undefined ? { maxUserChanges: cli.maxChanges } : {}),
+        ...(cli.segments !== undefined ? { segments: cli.segments } : {}),
+        ...(cli.buckets !== undefined ? { buckets: cli.buckets } : {}),
+      },
+      {
+        onProgress: (update) => {
+          progress.update(update);
+          stages.update(update);
+        },
+      },
+    );
     progress.done();
-    summary = { ...result, ...(backup ? { backup } : {}) };
-    if (backup) await storage.put(`${runId}/summary.json`, `${JSON.stringify(summary, null, 2)}\n`);
+    stages.done();
+    if (isSkipped(outcome)) {
+      say(`skipped: run ${outcome.skipped.runningRunId} (${outcome.skipped.mode}) is in progress since ${outcome.skipped.since}; two full runs never overlap`);
+      return { summary: outcome, exitCode: EXIT.couldNotRun };
+    }
+    const backup = await storage.getText(runLayout(runId).backup);
+    if (backup) {
+      const receipt = JSON.parse(backup) as BackupReceipt;
+      say(`backup of ${deps.config.usersTable} before migrating: ${receipt.kind} ${receipt.kind === 'file' ? join(cli.reportDir, receipt.location) : receipt.location}`);
+    }
+    summary = { ...outcome };
   }
   printSummary(summary, folder, say);
   return { summary, exitCode: exitCodeOf(summary) };
 }
 
+const exitName = (code: number): string => Object.entries(EXIT).find(([, value]) => value === code)?.[0] ?? 'unknown';
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // LOG_FILE is the command line's own setting, read here with the embedded default's test rather
+  // than by loadConfig: the file must be open before the configuration is loaded, so that a bad
+  // configuration is logged too, and no Lambda ever writes a log file (CloudWatch has their lines).
+  const log = openLogFile(logFilePath(env.LOG_FILE));
+  const levelBefore = logger.getLevelName();
+  // The shared logger's lines (DEBUG=true: configuration, stages, each user's plan) go to stderr
+  // (stdout stays the summary's under --json) and to the log file, in the file's format.
+  logger.printTo(({ level, message, fields }) => {
+    process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}${formatLogLine(new Date(), level, message, fields)}`);
+    log.write(level, message, fields);
+  });
+  const startedAt = Date.now();
+  try {
+    const exitCode = await runMain(argv, env, log);
+    log.write(exitCode === EXIT.completed ? 'INFO' : exitCode === EXIT.couldNotRun ? 'ERROR' : 'WARN', `end: exit ${exitCode} (${exitName(exitCode)}) after ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+    return exitCode;
+  } finally {
+    logger.printTo(undefined);
+    logger.setLogLevel(levelBefore);
+    log.close();
+  }
+}
+
+async function runMain(argv: string[], env: NodeJS.ProcessEnv, log: LogFile): Promise<number> {
   let cli: CommandLine;
   try {
     cli = parseCommandLine(argv);
   } catch (error) {
     const asked = error instanceof UsageError && !error.message;
     if (asked) console.log(USAGE);
-    else console.error(`payment-sync: ${(error as Error).message}\n\n${USAGE}`);
+    else {
+      console.error(`payment-sync: ${(error as Error).message}\n\n${USAGE}`);
+      log.write('ERROR', `usage: ${(error as Error).message} (arguments: ${argv.join(' ')})`);
+    }
     return asked ? 0 : 2;
   }
-  // With --json, stdout carries only the summary line; everything else goes to stderr.
-  const say = (line: string): void => void (cli.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const { command, ...flags } = cli;
+  log.write('INFO', `start: ${command} (pid ${process.pid}, ${process.cwd()})`, flags);
+  // With --json, stdout carries only the summary line; everything else goes to stderr. The log file gets every line.
+  const say = (line: string): void => {
+    (cli.json ? process.stderr : process.stdout).write(`${line}\n`);
+    log.write('INFO', line);
+  };
   const embedded = !env.DYNAMODB_ENDPOINT && !env.DYNAMODB_PAYMENTS_TABLE && !env.DYNAMODB_USERS_TABLE;
-  let local: Awaited<ReturnType<typeof startDemoEnvironment>> | undefined;
+  let local: EmbeddedDefault | undefined;
   try {
     if (embedded) {
-      local = await startDemoEnvironment(cli.demoUsers, cli.demoSeed);
-      say(`no DYNAMODB_ENDPOINT or table names set: embedded dynalite at ${local.endpoint} with ${local.dataset.users.length} demo users and ${local.dataset.payments.length} payments`);
+      // Kept in .local/ between commands (created and seeded on first use); see scripts/local/environment.ts.
+      local = await startEmbeddedDefault({ users: cli.demoUsers, seed: cli.demoSeed, env });
+      say(`no DYNAMODB_ENDPOINT or table names set: the embedded dynalite at ${local.endpoint}`);
+      for (const note of local.notes) say(`  ${note}`);
     }
-    const config = loadConfig(local ? { ...env, ...local.env } : env);
+    const runEnv = local ? { ...env, ...local.env } : env;
+    if (cli.command === 'env-check') {
+      // Before loadConfig: a configuration that does not load is the first check's finding, not an exit 2.
+      const { summary, exitCode } = await runEnvCheck(() => loadConfig(runEnv), say);
+      if (cli.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      return exitCode;
+    }
+    const config = loadConfig(runEnv);
+    logger.setLogLevel(config.logLevel);
+    log.write('INFO', `configuration: ${configurationLine(config)}`);
+    logger.debug('configuration in effect', { config: configurationInEffect(config) });
     const deps = createSyncDeps(config);
     await assertTablesReachable(deps);
-    const { summary, exitCode } = await runCommand(cli, deps, embedded, say);
+    const { summary, exitCode } = await runCommand(cli, deps, embedded, say, log);
     if (cli.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     return exitCode;
   } catch (error) {
     if (error instanceof ConfigError || error instanceof EnvironmentError) console.error(`payment-sync: ${error.message}`);
     else console.error(`payment-sync: the run could not complete: ${(error as Error).stack ?? error}`);
+    log.write('ERROR', error instanceof ConfigError || error instanceof EnvironmentError ? error.message : `the run could not complete: ${(error as Error).stack ?? error}`);
     return 2;
   } finally {
     await local?.close();

@@ -1,36 +1,27 @@
 import './local/quiet';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createSyncDeps } from '../lambdas/core/deps';
+import { EnvironmentError } from '../lambdas/core/errors';
 import { listedCourseIds } from '../lambdas/core/rules/courses-list';
-import { createStreamHandler } from '../lambdas/stream/stream-batch';
 import { localClient } from './local/embedded-dynamodb';
-import { startDemoEnvironment } from './local/environment';
-import { startLocalStream } from './local/stream/local-stream';
+import { startEmbeddedDefault } from './local/environment';
 import { parseCommandLine, runCommand } from './cli';
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
 
 /**
- * `npm start`: the product on its embedded default. Demo data with planted drift, then
- * validate → fix → validate, then a payment settles through the webhook path and the stream
- * Lambda grants it live.
+ * `npm start`: the product on its embedded default, the same data in `.local/` as every
+ * command's (seeded with planted drift on first use), then validate → fix → validate, then a
+ * payment settles through the webhook path and the stream Lambda grants it live.
  */
 async function demo(): Promise<void> {
-  const local = await startDemoEnvironment(200, 7);
+  const local = await startEmbeddedDefault({ users: 200, seed: 7 });
+  const { stream } = local;
   const deps = createSyncDeps(local.config, local.client);
-  const failureFile = join(mkdtempSync(join(tmpdir(), 'payment-sync-')), 'stream-failures.jsonl');
-  const stream = await startLocalStream({
-    upstreamEndpoint: local.endpoint,
-    paymentsTable: local.config.paymentsTable,
-    handler: createStreamHandler(deps),
-    failureFile,
-  });
   try {
-    say(`payment-sync demo · embedded dynalite ${local.endpoint} · ${local.dataset.users.length} users · ${local.dataset.payments.length} payments`);
-    say(`planted drift: ${Object.entries(local.dataset.planted).map(([kind, n]) => `${n} ${kind}`).join(', ')}`);
+    say(`payment-sync demo · embedded dynalite ${local.endpoint}`);
+    for (const note of local.notes) say(`  ${note}`);
+    if (local.seededNow) say(`planted drift: ${Object.entries(local.demo.planted).map(([kind, n]) => `${n} ${kind}`).join(', ')}`);
     const steps: Array<[string, string[]]> = [
       ['1/4 npm run payment-validate   (read-only)', ['validate']],
       ['2/4 npm run payment-fix        (grant missing, drop duplicates)', ['fix']],
@@ -46,13 +37,16 @@ async function demo(): Promise<void> {
     say('4/4 live: the Midtrans webhook writes a payment; the stream Lambda grants it');
     const webhook = localClient(stream.endpoint);
     const userId = 'user-00001';
-    const courseId = 'course-live-demo';
+    // A new order and course each time: the data persists, and the user must not own it already.
+    const stamp = Date.now().toString(36);
+    const orderId = `ORDER-LIVE-${stamp.toUpperCase()}`;
+    const courseId = `course-live-${stamp}`;
     const write = (status: string) =>
       webhook.send(
         new PutItemCommand({
           TableName: local.config.paymentsTable,
           Item: {
-            orderId: { S: 'ORDER-LIVE-0001' },
+            orderId: { S: orderId },
             userId: { S: userId },
             courseId: { S: courseId },
             status: { S: status },
@@ -63,22 +57,22 @@ async function demo(): Promise<void> {
     const hasCourse = async (): Promise<boolean> => listedCourseIds((await deps.users.get(userId)).courses).includes(courseId);
     await write('pending');
     await stream.idle();
-    say(`  webhook: ORDER-LIVE-0001 pending    → ${userId} has ${courseId}: ${await hasCourse()}`);
+    say(`  webhook: ${orderId} pending    → ${userId} has ${courseId}: ${await hasCourse()}`);
     const started = performance.now();
     await write('settlement');
     await stream.idle();
     const elapsed = performance.now() - started;
-    say(`  webhook: ORDER-LIVE-0001 settlement → ${userId} has ${courseId}: ${await hasCourse()} (write → stream record → handler → conditional write: ${elapsed.toFixed(1)} ms)`);
+    say(`  webhook: ${orderId} settlement → ${userId} has ${courseId}: ${await hasCourse()} (write → stream record → handler → conditional write: ${elapsed.toFixed(1)} ms)`);
     say();
     say('Reports are in ./reports/<run id>/. `npm run payment-validate -- --help` lists the commands; README.md explains the rest.');
+    if (local.dataDir) say('The data stays as this left it: the commands (npm run payment-validate, ...) work on it; `npm run local:reset` starts over.');
     webhook.destroy();
   } finally {
-    await stream.stop();
     await local.close();
   }
 }
 
 demo().catch((error: unknown) => {
-  console.error(`demo failed: ${(error as Error).stack ?? error}`);
-  process.exitCode = 1;
+  console.error(error instanceof EnvironmentError ? `demo: ${error.message}` : `demo failed: ${(error as Error).stack ?? error}`);
+  process.exitCode = error instanceof EnvironmentError ? 2 : 1;
 });

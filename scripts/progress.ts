@@ -1,4 +1,4 @@
-import type { RunProgress, RunStage } from '../lambdas/core/jobs/full-run/local-run';
+import type { RunProgress, RunStage } from './local/run-state-machine';
 
 const STAGE_NAMES: Record<RunStage, string> = { snapshot: 'snapshot', plan: 'join + plan', repair: 'repair' };
 

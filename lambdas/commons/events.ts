@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InvalidEventError } from '../core/errors';
+import { RUN_ID_PATTERN } from '../core/jobs/undo';
 
 /** Beyond this a manual call should be a full run, not a list of ids. */
 export const MAX_USER_IDS_PER_CALL = 1000;
@@ -11,6 +12,21 @@ const userIds = z
 
 export const ManualSyncEventSchema = z.strictObject({ userIds, dryRun: z.boolean().optional() });
 export const ManualValidateEventSchema = z.strictObject({ userIds: userIds.optional(), deep: z.boolean().optional() });
+/** Undo a run from its change log: `{ "undo": "<run id>", "dryRun"?: true }`. */
+export const ManualUndoEventSchema = z.strictObject({
+  undo: z.string().regex(RUN_ID_PATTERN, 'undo must be a run id (letters, digits, ".", "_", "-"; no slashes)'),
+  dryRun: z.boolean().optional(),
+});
+/** Start a full run by hand: `{ "run": "fix" | "migrate" | "cron-sync", "dryRun"?, "maxChanges"? }`. */
+export const ManualRunEventSchema = z.strictObject({
+  run: z.enum(['fix', 'migrate', 'cron-sync']),
+  dryRun: z.boolean().optional(),
+  maxChanges: z.number().int().min(0).optional(),
+});
+/** Lift the hold a capped scheduled run set: `{ "releaseHold": true }`. */
+export const ReleaseHoldEventSchema = z.strictObject({ releaseHold: z.literal(true) });
+/** The stack's schedules other than the hourly sync say which run they start: `{ "scheduled": "weekly-fix" }`. */
+export const ScheduleInputSchema = z.strictObject({ scheduled: z.enum(['weekly-fix']) });
 /**
  * What a schedule delivers when its target gets no custom input: EventBridge Scheduler (the
  * stack's, for its time zones) says `aws.scheduler`, an EventBridge rule says `aws.events`.
@@ -22,6 +38,8 @@ export const ScheduledEventSchema = z.looseObject({
 
 export type ManualSyncEvent = z.infer<typeof ManualSyncEventSchema>;
 export type ManualValidateEvent = z.infer<typeof ManualValidateEventSchema>;
+export type ManualUndoEvent = z.infer<typeof ManualUndoEventSchema>;
+export type ManualRunEvent = z.infer<typeof ManualRunEventSchema>;
 
 export function isScheduledEvent(event: unknown): boolean {
   return ScheduledEventSchema.safeParse(event).success;

@@ -13,7 +13,8 @@ export function publishRunMetrics(result: FullRunResult): void {
   metrics.addMetric('CoursesRemoved', MetricUnit.Count, result.counts.coursesRemoved);
   metrics.addMetric('DuplicatesRemoved', MetricUnit.Count, result.counts.duplicatesRemoved);
   metrics.addMetric('RunDurationMs', MetricUnit.Milliseconds, result.durationMs);
-  if (result.status === 'incomplete') metrics.addMetric('RunIncomplete', MetricUnit.Count, 1);
+  if (result.status === 'failed') metrics.addMetric('RunFailed', MetricUnit.Count, 1);
+  if (result.held) metrics.addMetric('RunHeld', MetricUnit.Count, 1);
   if (result.capped || result.revocationCapReached) metrics.addMetric('RunCapped', MetricUnit.Count, 1);
   for (const kind of ISSUE_KINDS) {
     const byKind = metrics.singleMetric();

@@ -46,6 +46,8 @@ export interface SyncConfig {
   readonly snapshotMode: SnapshotMode;
   /** Full runs: candidate files repaired at once (the repair Map's concurrency, the run's write rate). */
   readonly repairConcurrency: number;
+  /** Full runs: buckets joined at once (each a task with its own memory: 1 on one machine, more on Lambda). */
+  readonly joinConcurrency: number;
   /** Run records, the run lock and the hold. */
   readonly runsTable: string;
   /** Where runs keep their snapshot and reports on AWS; undefined = a local folder. */
@@ -53,6 +55,48 @@ export interface SyncConfig {
   /** The state machines the entry points start (set by the stack; unset locally). */
   readonly syncStateMachineArn: string | undefined;
   readonly validationStateMachineArn: string | undefined;
+  readonly logLevel: LogLevel;
+  /** Powertools identity: the logger's service name and the metrics' namespace. */
+  readonly observability: ObservabilityNames;
+  /**
+   * How the client signs for an endpoint on this machine (DYNAMODB_ENDPOINT on 127.*, localhost,
+   * [::1]): the environment's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY pair (DynamoDB Local keeps
+   * tables per key id), else the local pair. Undefined = the SDK's credential chain: any other
+   * endpoint (AWS), or AWS_PROFILE set with no pair.
+   */
+  readonly loopbackCredentials: StaticCredentials | undefined;
+}
+
+export interface StaticCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken?: string;
+}
+
+/** Credentials a local DynamoDB-compatible server accepts (dynalite and DynamoDB Local check no signature). */
+export const LOCAL_CREDENTIALS: StaticCredentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+const LOOPBACK_ENDPOINT = /^https?:\/\/(127\.|localhost|\[::1\])/;
+
+function loopbackCredentials(endpoint: string | undefined, env: Env): StaticCredentials | undefined {
+  if (endpoint === undefined || !LOOPBACK_ENDPOINT.test(endpoint)) return undefined;
+  const accessKeyId = env.AWS_ACCESS_KEY_ID?.trim();
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY?.trim();
+  const sessionToken = env.AWS_SESSION_TOKEN?.trim();
+  if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  return accessKeyId || env.AWS_PROFILE?.trim() ? undefined : LOCAL_CREDENTIALS;
+}
+
+/** Powertools identity of every function; the stack's alarms and dashboard read metrics under it. */
+export const SERVICE_NAME = 'payment-sync';
+export const METRICS_NAMESPACE = 'PaymentSync';
+
+export interface ObservabilityNames {
+  readonly serviceName: string;
+  readonly metricsNamespace: string;
+}
+
+export interface ObservabilityConfig extends ObservabilityNames {
   readonly logLevel: LogLevel;
 }
 
@@ -77,10 +121,29 @@ function namedLogLevel(env: Env): LogLevel | undefined {
   return LOG_LEVELS.find((candidate) => candidate === level);
 }
 
-/** `DEBUG=true` (the seed's switch) wins over `LOG_LEVEL`; undefined when LOG_LEVEL is not a level. */
+/**
+ * The one place DEBUG is read. `DEBUG=true` (the seed's switch; also `1`, `yes`, any case) wins
+ * over `LOG_LEVEL`; other DEBUG values are left to other tools. Undefined when LOG_LEVEL is not a level.
+ */
 export function logLevelFrom(env: Env): LogLevel | undefined {
   if (TRUE_WORDS.includes(env.DEBUG?.trim().toLowerCase() ?? '')) return 'DEBUG';
   return namedLogLevel(env);
+}
+
+/**
+ * What the logger and metrics need. They are created when their module loads, before any
+ * configuration is validated, so this never fails: a LOG_LEVEL that names no level logs at INFO
+ * here and is one of loadConfig's problems.
+ */
+export function loadObservabilityConfig(env: Env = process.env): ObservabilityConfig {
+  return { ...observabilityNames(env), logLevel: logLevelFrom(env) ?? 'INFO' };
+}
+
+function observabilityNames(env: Env): ObservabilityNames {
+  return {
+    serviceName: env.POWERTOOLS_SERVICE_NAME?.trim() || SERVICE_NAME,
+    metricsNamespace: env.POWERTOOLS_METRICS_NAMESPACE?.trim() || METRICS_NAMESPACE,
+  };
 }
 
 /**
@@ -135,8 +198,8 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     problems.push(`DYNAMODB_ENDPOINT must be an http(s) URL (got "${endpoint}")`);
   }
 
-  // DEBUG only picks the log level (logLevelFrom); parsing it here names a misspelt value.
-  bool('DEBUG', false);
+  // DEBUG is read by logLevelFrom only: any value but true/1/yes (`*`, `express:*`, `false`) is
+  // another tool's (the `debug` package's namespaces), so it is never a problem here.
   const logLevel = logLevelFrom(env);
   if (!namedLogLevel(env)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
   const config: SyncConfig = {
@@ -170,10 +233,13 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     joinMemoryMb: int('JOIN_MEMORY_MB', 1024, 128, 1_048_576),
     snapshotMode: oneOf('SNAPSHOT_MODE', SNAPSHOT_MODES, 'scan'),
     repairConcurrency: int('REPAIR_CONCURRENCY', 2, 1, 1000),
+    joinConcurrency: int('JOIN_CONCURRENCY', 1, 1, 1000),
     runsTable: text('RUNS_TABLE', DEFAULT_RUNS_TABLE),
     reportsBucket: env.REPORTS_BUCKET?.trim() || undefined,
     syncStateMachineArn: env.SYNC_STATE_MACHINE_ARN?.trim() || undefined,
     validationStateMachineArn: env.VALIDATION_STATE_MACHINE_ARN?.trim() || undefined,
+    observability: observabilityNames(env),
+    loopbackCredentials: loopbackCredentials(endpoint, env),
     logLevel: logLevel ?? 'INFO',
   };
   const overlap = config.paidStatuses.filter((status) => config.revokedStatuses.includes(status));

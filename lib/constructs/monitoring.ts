@@ -9,6 +9,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ISSUE_KINDS } from '../../lambdas/core/rules/plan';
 import { METRICS_NAMESPACE, SERVICE_NAME, scheduleIntervalMinutes, type DeployConfig } from '../config';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { SyncFunction } from './sync-function';
 
 export interface MonitoringProps {
@@ -17,6 +18,8 @@ export interface MonitoringProps {
   readonly failureQueue: sqs.IQueue;
   readonly sync: SyncFunction;
   readonly validate: SyncFunction;
+  /** The full-run state machines: a failed execution is a run finalize closed as failed. */
+  readonly runMachines: readonly sfn.StateMachine[];
   readonly health: SyncFunction;
   /** Of the alarm topic's key: kept in prod, removed with a dev stack. */
   readonly removalPolicy: RemovalPolicy;
@@ -91,6 +94,14 @@ export class Monitoring extends Construct {
     functionErrors(props.sync, 'sync');
     functionErrors(props.validate, 'validate');
     functionErrors(props.health, 'health');
+    for (const machine of props.runMachines) {
+      this.alarm(`${machine.node.id}Failed`, {
+        metric: machine.metricFailed({ period: Duration.minutes(5) }),
+        threshold: 1,
+        comparisonOperator: above,
+        alarmDescription: `A ${machine.node.id} execution failed: finalize closed the run as failed and released the lock (its summary.json says which state failed).`,
+      });
+    }
 
     this.alarm('SyncMissed', {
       metric: productMetric('RunCompleted', { dimensions: { mode: 'cron-sync' }, period: syncPeriod }),

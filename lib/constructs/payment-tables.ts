@@ -63,12 +63,8 @@ export class PaymentTables extends Construct {
     return `${this.payments.tableArn}/index/${this.paymentsUserIndex}`;
   }
 
-  /**
-   * What a full run and a per-user run read, and nothing else: a scan of both tables (the
-   * snapshot), `DescribeTable` (progress estimates), the payments-by-user index (the per-user
-   * reconcile) and a consistent `GetItem` of a user (the write path's read).
-   */
-  grantFullRead(grantee: iam.IGrantable): void {
+  /** A snapshot by scan: both tables, and `DescribeTable` for the progress estimate. */
+  grantSnapshotScan(grantee: iam.IGrantable): void {
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ScanBothTables',
@@ -76,8 +72,19 @@ export class PaymentTables extends Construct {
         resources: [this.payments.tableArn, this.users.tableArn],
       }),
     );
+  }
+
+  /** What the per-user reconcile reads: a user's payments by index and a consistent read of the user. */
+  grantPerUserRead(grantee: iam.IGrantable): void {
     this.grantPaymentsByUserQuery(grantee);
     this.grantUserGet(grantee);
+  }
+
+  /** The migration's on-demand backup of the users table before it writes. */
+  grantUsersBackup(grantee: iam.IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'BackUpUsers', actions: ['dynamodb:CreateBackup'], resources: [this.users.tableArn] }),
+    );
   }
 
   /** A user's payments, to decide whether another paid payment still covers a course. */

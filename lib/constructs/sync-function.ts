@@ -27,7 +27,8 @@ export const DUCKDB_BINDING = { package: '@duckdb/node-bindings-linux-x64', arch
  */
 const DUCKDB_RUNTIME_PACKAGES = ['@duckdb/node-api', '@duckdb/node-bindings', DUCKDB_BINDING.package, 'detect-libc'];
 
-export type HandlerName = 'stream' | 'sync' | 'validate' | 'health';
+/** `lambdas/<name>/handler.ts`, or a state machine task's `lambdas/run/<task>.ts`. */
+export type HandlerName = 'stream' | 'sync' | 'validate' | 'health' | `run/${'prepare' | 'scan-segment' | 'finish-snapshot' | 'plan-bucket' | 'repair-batch' | 'finalize'}`;
 
 export interface SyncFunctionProps {
   /** Which of `lambdas/<name>/handler.ts` this function runs. */
@@ -85,6 +86,7 @@ export class SyncFunction extends Construct {
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
   private readonly handlerName: HandlerName;
+  private scheduled = false;
 
   constructor(scope: Construct, id: string, props: SyncFunctionProps) {
     super(scope, id);
@@ -102,7 +104,7 @@ export class SyncFunction extends Construct {
 
     if (props.usesDuckDb) assertInstalled(DUCKDB_RUNTIME_PACKAGES);
     this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: path.join(LAMBDAS_DIR, props.handler, 'handler.ts'),
+      entry: props.handler.startsWith('run/') ? path.join(LAMBDAS_DIR, `${props.handler}.ts`) : path.join(LAMBDAS_DIR, props.handler, 'handler.ts'),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: props.usesDuckDb ? DUCKDB_BINDING.architecture : lambda.Architecture.ARM_64,
@@ -130,12 +132,13 @@ export class SyncFunction extends Construct {
   }
 
   /**
-   * Runs the function on an EventBridge Scheduler schedule in a time zone. The target has
-   * no input: the function receives Scheduler's own notification ("Scheduled Event").
+   * Runs the function on an EventBridge Scheduler schedule in a time zone. Without `input` the
+   * function receives Scheduler's own notification ("Scheduled Event"); with it, that object.
    * Lambda is invoked asynchronously; a failed run is not retried, the next one heals.
    */
-  addSchedule(id: string, props: { expression: string; timeZone: string; description: string }): scheduler.Schedule {
-    this.function.configureAsyncInvoke({ retryAttempts: 0 });
+  addSchedule(id: string, props: { expression: string; timeZone: string; description: string; input?: Record<string, unknown> }): scheduler.Schedule {
+    if (!this.scheduled) this.function.configureAsyncInvoke({ retryAttempts: 0 });
+    this.scheduled = true;
     const stack = Stack.of(this);
     const role = new iam.Role(this, `${id}Role`, {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
@@ -146,7 +149,12 @@ export class SyncFunction extends Construct {
     const schedule = new scheduler.Schedule(this, id, {
       description: props.description,
       schedule: scheduler.ScheduleExpression.expression(props.expression, TimeZone.of(props.timeZone)),
-      target: new targets.LambdaInvoke(this.function, { role, retryAttempts: 2, maxEventAge: Duration.hours(1) }),
+      target: new targets.LambdaInvoke(this.function, {
+        role,
+        retryAttempts: 2,
+        maxEventAge: Duration.hours(1),
+        ...(props.input ? { input: scheduler.ScheduleTargetInput.fromObject(props.input) } : {}),
+      }),
     });
     Validations.of(role).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(this.function.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,

@@ -6,7 +6,9 @@ import { gunzipSync } from 'node:zlib';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
 import { runLayout } from '../../lambdas/core/jobs/full-run/layout';
-import { runFullReconciliation, type RunStage } from '../../lambdas/core/jobs/full-run/local-run';
+import { RunRecords } from '../../lambdas/core/runs/run-records';
+import { runStateMachineLocally, type RunStage } from '../local/run-state-machine';
+import { isSkipped } from '../../lambdas/core/jobs/full-run/prepare';
 import { reconcileUser, type UserStatus } from '../../lambdas/core/jobs/user-reconcile';
 import { joinBucket } from '../../lambdas/core/join/duckdb-join';
 import type { WireItem } from '../../lambdas/core/rules/attribute-values';
@@ -226,18 +228,17 @@ async function fullRun(deps: SyncDeps, task: Extract<ChildTask, { kind: 'full-ru
     };
     const sampler = setInterval(sample, 20);
     sampler.unref();
-    const result = await runFullReconciliation(deps, storage, {
-      runId,
-      mode: task.mode,
-      dryRun: task.mode === 'validate',
-      segments: task.segments,
-      buckets: task.buckets,
-      maxUserChanges: undefined,
-      tempDirectory: root,
-      onProgress: (progress) => {
-        last[progress.stage] = performance.now();
+    const outcome = await runStateMachineLocally(
+      { deps, storage, runs: new RunRecords(deps.client, deps.config.runsTable, deps.now) },
+      { runId, mode: task.mode, trigger: 'manual', dryRun: task.mode === 'validate', segments: task.segments, buckets: task.buckets },
+      {
+        onProgress: (progress) => {
+          last[progress.stage] = performance.now();
+        },
       },
-    });
+    );
+    if (isSkipped(outcome)) throw new Error(`bench run skipped: ${outcome.skipped.runningRunId} holds the lock`);
+    const result = outcome;
     const end = performance.now();
     clearInterval(sampler);
     sample();

@@ -4,9 +4,12 @@ import { join } from 'node:path';
 import type { SyncDeps } from '../../lambdas/core/deps';
 import type { FullRunResult } from '../../lambdas/core/jobs/full-run/finalize';
 import { runLayout } from '../../lambdas/core/jobs/full-run/layout';
-import { runFullReconciliation, type FullRunOptions } from '../../lambdas/core/jobs/full-run/local-run';
+import { isSkipped } from '../../lambdas/core/jobs/full-run/prepare';
+import type { RunRequest } from '../../lambdas/core/jobs/full-run/run-request';
 import type { ChangeLine, IssueLine, RunMode } from '../../lambdas/core/report/report';
+import { RunRecords } from '../../lambdas/core/runs/run-records';
 import { FolderStorage } from '../../lambdas/core/storage/folder-storage';
+import { runStateMachineLocally, type LocalRunOptions } from '../../scripts/local/run-state-machine';
 
 export interface FullRunOutcome {
   readonly result: FullRunResult;
@@ -35,10 +38,18 @@ export async function readLines<T>(storage: FolderStorage, key: string): Promise
     .map((line) => JSON.parse(line) as T);
 }
 
-/** One full run through the engine with small pages and several segments, and its report read back. */
-export async function fullRun(deps: SyncDeps, mode: RunMode, overrides: Partial<FullRunOptions> = {}, storage: FolderStorage = runFolder()): Promise<FullRunOutcome> {
-  const options: FullRunOptions = { runId: `run-${mode}-${Math.random().toString(36).slice(2, 8)}`, mode, dryRun: false, segments: 3, buckets: 2, maxUserChanges: undefined, pageSize: 7, ...overrides };
-  const result = await runFullReconciliation(deps, storage, options);
-  const layout = runLayout(options.folder ?? options.runId);
+export type FullRunOverrides = Partial<RunRequest> & LocalRunOptions;
+
+/**
+ * One full run through the state machine, run locally, with small pages and several segments
+ * and buckets, and its report read back.
+ */
+export async function fullRun(deps: SyncDeps, mode: RunMode, overrides: FullRunOverrides = {}, storage: FolderStorage = runFolder()): Promise<FullRunOutcome> {
+  const { onProgress, onTask, ...request } = overrides;
+  const runId = request.runId ?? `run-${mode}-${Math.random().toString(36).slice(2, 8)}`;
+  const runs = new RunRecords(deps.client, deps.config.runsTable, deps.now);
+  const result = await runStateMachineLocally({ deps, storage, runs }, { runId, mode, trigger: 'manual', dryRun: false, segments: 3, buckets: 2, pageSize: 7, ...request }, { onProgress, onTask });
+  if (isSkipped(result)) throw new Error(`run ${runId} was skipped: ${JSON.stringify(result.skipped)}`);
+  const layout = runLayout(runId);
   return { result, issues: await readLines(storage, layout.issues), changes: await readLines(storage, layout.changes), storage };
 }

@@ -3,8 +3,10 @@ import { decodeCourses, encodeCourses, type CoursesList } from '../../lambdas/co
 import {
   collectEvidence,
   FULL_SCOPE,
+  GRANT_ONLY_SCOPE,
   ISSUE_KINDS,
   planUser,
+  REVOKE_ONLY_SCOPE,
   type CourseEvidence,
   type EvidenceOptions,
   type IssueKind,
@@ -18,8 +20,6 @@ import { DEFAULT_RULES, GRACE_MINUTES, NOW, NOW_ISO, payment } from '../support/
 const OFF: PlanPolicy = { revokeOnRefund: false, format: 'auto', now: NOW_ISO };
 const ON: PlanPolicy = { ...OFF, revokeOnRefund: true };
 const COMPLETE: EvidenceOptions = { complete: true };
-const GRANT_ONLY: PlanScope = { grant: true, dedupe: false, revoke: false, unbacked: false };
-const REVOKE_ONLY: PlanScope = { grant: false, dedupe: false, revoke: true, unbacked: false };
 const DEDUPE_ONLY: PlanScope = { grant: false, dedupe: true, revoke: false, unbacked: false };
 const GRACE = { now: NOW, graceMinutes: GRACE_MINUTES };
 const RECENT = NOW - 60_000;
@@ -148,7 +148,7 @@ describe('planUser', () => {
     });
 
     test('grants do not need complete evidence (the stream sees one payment)', () => {
-      const p = plan(list({ S: 'c9' }), [payment('o1', 'c1', 'paid')], { scope: GRANT_ONLY, evidence: { complete: false } });
+      const p = plan(list({ S: 'c9' }), [payment('o1', 'c1', 'paid')], { scope: GRANT_ONLY_SCOPE, evidence: { complete: false } });
       expect(p.added).toEqual(['c1']);
       expect(kinds(p)).toEqual(['missing']);
     });
@@ -239,7 +239,7 @@ describe('planUser', () => {
       expect(p.removed).toEqual(['c2']);
       expect(p.duplicatesRemoved).toEqual(['c2']);
 
-      const noDedupe = plan(list({ S: 'c2' }, { S: 'c1' }, obj('c2')), refunded, { policy: ON, scope: REVOKE_ONLY });
+      const noDedupe = plan(list({ S: 'c2' }, { S: 'c1' }, obj('c2')), refunded, { policy: ON, scope: REVOKE_ONLY_SCOPE });
       expect(nextRaw(noDedupe)).toEqual([{ S: 'c1' }]);
       expect(noDedupe.removed).toEqual(['c2']);
     });
@@ -272,7 +272,7 @@ describe('planUser', () => {
     });
 
     test('a reversal seen on the stream (paid → deny) revokes under the policy', () => {
-      const p = planUser('u1', list({ S: 'c1' }), evidence([payment('o1', 'c1', 'deny')], { complete: true, reversedOrderIds: ['o1'] }), REVOKE_ONLY, ON);
+      const p = planUser('u1', list({ S: 'c1' }), evidence([payment('o1', 'c1', 'deny')], { complete: true, reversedOrderIds: ['o1'] }), REVOKE_ONLY_SCOPE, ON);
       expect(p.removed).toEqual(['c1']);
       expect(ofKind(p, 'revoked')).toEqual([expect.objectContaining({ orderIds: ['o1'], fix: 'revoke' })]);
     });

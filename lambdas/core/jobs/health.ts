@@ -1,5 +1,6 @@
-import { DescribeTableCommand, ResourceNotFoundException, type TableDescription } from '@aws-sdk/client-dynamodb';
+import type { TableDescription } from '@aws-sdk/client-dynamodb';
 import type { SyncDeps } from '../deps';
+import { describeTable } from '../store/table-checks';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -29,14 +30,7 @@ export interface HealthOptions {
   readonly completedSyncs?: { readonly read: CompletedRunsReader; readonly intervalMinutes: number } | undefined;
 }
 
-async function describe(deps: SyncDeps, tableName: string): Promise<TableDescription | undefined> {
-  try {
-    return (await deps.client.send(new DescribeTableCommand({ TableName: tableName }))).Table;
-  } catch (error) {
-    if (error instanceof ResourceNotFoundException || (error as Error).name === 'ResourceNotFoundException') return undefined;
-    throw error;
-  }
-}
+const describe = (deps: SyncDeps, tableName: string): Promise<TableDescription | undefined> => describeTable(deps.client, tableName);
 
 function tableCheck(name: string, table: TableDescription | undefined): HealthCheck {
   if (!table) return { name, status: 'fail', detail: 'table not found' };

@@ -1,8 +1,8 @@
 import type { SyncDeps } from '../deps';
 import type { WireItem, WireValue } from '../rules/attribute-values';
 import { readPayment, type Payment, type PaymentClass } from '../rules/payment';
-import { collectEvidence, planUser, type PlanScope } from '../rules/plan';
-import { planPolicy, readPayments } from './policy';
+import { collectEvidence, GRANT_ONLY_SCOPE, planUser, REVOKE_ONLY_SCOPE } from '../rules/plan';
+import { planPolicy, readPayments } from './plan-inputs';
 
 export interface PaymentChange {
   readonly eventName: 'INSERT' | 'MODIFY' | 'REMOVE';
@@ -25,9 +25,6 @@ export type PaymentChangeOutcome =
   | { readonly kind: 'malformed-payment'; readonly userId: string | undefined; readonly orderId: string; readonly reason: string }
   | { readonly kind: 'unknown-status'; readonly userId: string; readonly orderId: string; readonly reason: string }
   | { readonly kind: 'ignored'; readonly orderId: string | undefined; readonly reason: string };
-
-const GRANT_ONLY: PlanScope = { grant: true, dedupe: false, revoke: false, unbacked: false };
-const REVOKE_ONLY: PlanScope = { grant: false, dedupe: false, revoke: true, unbacked: false };
 
 /**
  * The real-time decision for one stream record. Into `paid` → grant every course of the
@@ -61,7 +58,7 @@ async function grant(deps: SyncDeps, payment: Payment): Promise<PaymentChangeOut
   const { orderId, userId } = payment;
   const evidence = collectEvidence([payment], { complete: false });
   const outcome = await deps.users.update(userId, (snapshot) =>
-    planUser(userId, snapshot.courses, evidence, GRANT_ONLY, planPolicy(deps.config, deps.now())),
+    planUser(userId, snapshot.courses, evidence, GRANT_ONLY_SCOPE, planPolicy(deps.config, deps.now())),
   );
   if (outcome.kind === 'not-found') return { kind: 'orphan-payment', userId, orderId };
   if (outcome.kind === 'unchanged') {
@@ -82,7 +79,7 @@ async function revoke(deps: SyncDeps, payment: Payment, reversal: boolean): Prom
     reversedOrderIds: reversal ? [orderId] : [],
   });
   const outcome = await deps.users.update(userId, (snapshot) =>
-    planUser(userId, snapshot.courses, evidence, REVOKE_ONLY, planPolicy(deps.config, deps.now())),
+    planUser(userId, snapshot.courses, evidence, REVOKE_ONLY_SCOPE, planPolicy(deps.config, deps.now())),
   );
   if (outcome.kind === 'not-found') return { kind: 'no-change', userId, orderId, reason: 'user does not exist' };
   if (outcome.kind === 'changed') {

@@ -1,9 +1,10 @@
 import type { SyncDeps } from '../deps';
 import { forEachConcurrently } from '../backoff';
+import { debugEnabled, logger } from '../observability';
 import { collectEvidence, FULL_SCOPE, planUser, type Issue, type UserPlan } from '../rules/plan';
 import { emptyCounts, emptyIssueCounts, type ChangeLine, type RunMode, type RunSummary } from '../report/report';
 import type { UserSnapshot } from '../store/users-store';
-import { orphanIssues, planPolicy, readPayments } from './policy';
+import { orphanIssues, planPolicy, readPayments } from './plan-inputs';
 
 export type UserStatus = 'in-sync' | 'fixed' | 'would-fix' | 'not-found' | 'error';
 
@@ -183,8 +184,25 @@ export async function reconcileUsers(
         paymentsRead: 0,
       });
     }
+    debugUserPlan(options.runId, results.get(userId) as UserReconcileResult);
   });
   return unique.map((userId) => results.get(userId) as UserReconcileResult);
+}
+
+/** DEBUG: one line per user, what the plan changes and the order ids behind each issue; built only when debug is on. */
+function debugUserPlan(runId: string, { result, paymentsRead }: UserReconcileResult): void {
+  if (!debugEnabled()) return;
+  logger.debug('user plan', {
+    runId,
+    userId: result.userId,
+    status: result.status,
+    paymentsRead,
+    added: result.added,
+    removed: result.removed,
+    duplicatesRemoved: result.duplicatesRemoved,
+    issues: result.issues.map(({ kind, courseId, orderIds, fix }) => ({ kind, courseId, orderIds, fix })),
+    ...(result.error ? { error: result.error } : {}),
+  });
 }
 
 /** The contract's summary for a per-user run, so `--user` runs report like full ones. */

@@ -83,7 +83,12 @@ export interface PlanScope {
   readonly unbacked: boolean;
 }
 
+/** Per-user and full runs: every rule. */
 export const FULL_SCOPE: PlanScope = { grant: true, dedupe: true, revoke: true, unbacked: true };
+/** The real-time path: a payment that became paid grants its courses, and nothing else. */
+export const GRANT_ONLY_SCOPE: PlanScope = { grant: true, dedupe: false, revoke: false, unbacked: false };
+/** The real-time path: a refund, chargeback or reversal revokes by evidence and policy, and nothing else. */
+export const REVOKE_ONLY_SCOPE: PlanScope = { grant: false, dedupe: false, revoke: true, unbacked: false };
 
 export interface PlanPolicy {
   readonly revokeOnRefund: boolean;

@@ -1,4 +1,5 @@
 import type { SyncDeps } from '../deps';
+import { logger } from '../observability';
 import { scanSegmentPage, type ScanCursor } from '../store/table-scan';
 import { storageKey, type RunStorage } from '../storage/run-storage';
 import { bucketOfKey, keyOfItem } from '../join/buckets';
@@ -127,5 +128,7 @@ export async function finishScanSnapshot(
     consumedCapacity += checkpoint.consumedCapacity;
   }
   const manifest = await writeManifests(storage, tableFolder(task.folder, task.table), files, { startTime: task.startedAt, endTime: task.finishedAt, exportTime: task.startedAt }, consumedCapacity);
-  return { manifest, items: files.reduce((sum, file) => sum + file.itemCount, 0), consumedCapacity };
+  const items = files.reduce((sum, file) => sum + file.itemCount, 0);
+  logger.debug('snapshot: table done', { folder: task.folder, table: task.table, items, files: files.length, segments: task.totalSegments, consumedCapacity });
+  return { manifest, items, consumedCapacity };
 }

@@ -1,6 +1,6 @@
-import { createWriteStream } from 'node:fs';
 import { CreateBackupCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SyncConfig } from '../config';
+import type { RunStorage } from '../storage/run-storage';
 
 /** Where a migration's backup went, for the runbook's restore step. */
 export interface BackupReceipt {
@@ -15,19 +15,18 @@ export async function backupUsersTable(client: DynamoDBClient, config: SyncConfi
   return { kind: 'dynamodb-backup', location: answer.BackupDetails?.BackupArn ?? '(no ARN returned)' };
 }
 
-/** Every user item as DynamoDB JSON, one a line: for endpoints without CreateBackup (the embedded dynalite). */
-export async function exportUsersToFile(client: DynamoDBClient, config: SyncConfig, file: string): Promise<BackupReceipt> {
-  const out = createWriteStream(file);
-  let items = 0;
+/**
+ * Every user item as DynamoDB JSON, one a line, into the run's storage: for endpoints without
+ * CreateBackup (the embedded dynalite, whose tables are small).
+ */
+export async function exportUsersToStorage(client: DynamoDBClient, config: SyncConfig, storage: RunStorage, key: string): Promise<BackupReceipt> {
+  const lines: string[] = [];
   let cursor: Record<string, AttributeValue> | undefined;
   do {
     const page = await client.send(new ScanCommand({ TableName: config.usersTable, ExclusiveStartKey: cursor, ConsistentRead: true }));
-    for (const item of page.Items ?? []) {
-      out.write(`${JSON.stringify(item)}\n`);
-      items++;
-    }
+    for (const item of page.Items ?? []) lines.push(JSON.stringify(item));
     cursor = page.LastEvaluatedKey;
   } while (cursor);
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
-  return { kind: 'file', location: file, items };
+  await storage.put(key, lines.map((line) => `${line}\n`).join(''));
+  return { kind: 'file', location: key, items: lines.length };
 }

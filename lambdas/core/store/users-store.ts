@@ -106,4 +106,32 @@ export class UsersStore {
       throw error;
     }
   }
+
+  /**
+   * Undo's write, not a plan: puts `before` back (or removes the attribute when `before` is
+   * null, i.e. it was absent) only while the user exists and the list is still exactly
+   * `expectedAfter`, what the run wrote. False when the condition fails: the user is gone or
+   * the list changed since, and nothing was written.
+   */
+  async restoreIfUnchanged(userId: string, expectedAfter: WireValue, before: WireValue | null): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.config.usersTable,
+          Key: this.key(userId),
+          UpdateExpression: before === null ? 'REMOVE #courses' : 'SET #courses = :before',
+          ConditionExpression: 'attribute_exists(#key) AND #courses = :after',
+          ExpressionAttributeNames: this.names,
+          ExpressionAttributeValues: {
+            ':after': expectedAfter as AttributeValue,
+            ...(before === null ? {} : { ':before': before as AttributeValue }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as Error).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
 }

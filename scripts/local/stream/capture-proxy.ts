@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { listenOnLoopback } from '../embedded-dynamodb';
 import { ShardLog } from './shard-log';
-import type { WireItem } from './shard-log';
+import type { AttributeMap } from './shard-log';
 
 /** Operations that can change an item; only these, aimed at the captured table, produce records. */
 const WRITE_OPERATIONS = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem']);
@@ -134,21 +134,21 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     return keyAttributes;
   };
 
-  const readItem = async (key: WireItem): Promise<WireItem | undefined> => {
+  const readItem = async (key: AttributeMap): Promise<AttributeMap | undefined> => {
     const answer = await call('GetItem', { TableName: options.tableName, Key: key, ConsistentRead: true });
-    return answer.Item as WireItem | undefined;
+    return answer.Item as AttributeMap | undefined;
   };
 
   /** The keys of captured-table items a write request names. */
-  const keysWritten = async (operation: string, input: Record<string, unknown>): Promise<WireItem[]> => {
-    const keyOf = async (item: WireItem): Promise<WireItem> => {
+  const keysWritten = async (operation: string, input: Record<string, unknown>): Promise<AttributeMap[]> => {
+    const keyOf = async (item: AttributeMap): Promise<AttributeMap> => {
       const names = await tableKeyAttributes();
-      return Object.fromEntries(names.filter((name) => item[name]).map((name) => [name, item[name] as WireItem[string]]));
+      return Object.fromEntries(names.filter((name) => item[name]).map((name) => [name, item[name] as AttributeMap[string]]));
     };
     if (operation === 'BatchWriteItem') {
       const requests = (input.RequestItems as Record<string, unknown[]> | undefined)?.[options.tableName] ?? [];
       const keys = await Promise.all(
-        (requests as Array<{ PutRequest?: { Item: WireItem }; DeleteRequest?: { Key: WireItem } }>).map((request) =>
+        (requests as Array<{ PutRequest?: { Item: AttributeMap }; DeleteRequest?: { Key: AttributeMap } }>).map((request) =>
           request.PutRequest ? keyOf(request.PutRequest.Item) : keyOf(request.DeleteRequest?.Key ?? {}),
         ),
       );
@@ -156,7 +156,7 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
       return [...unique.values()];
     }
     if (input.TableName !== options.tableName) return [];
-    return [await keyOf((operation === 'PutItem' ? input.Item : input.Key) as WireItem)];
+    return [await keyOf((operation === 'PutItem' ? input.Item : input.Key) as AttributeMap)];
   };
 
   const captureWrite = async (
@@ -164,8 +164,8 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     input: Record<string, unknown>,
     send: () => Promise<UpstreamResponse>,
   ): Promise<UpstreamResponse> => {
-    let keys: WireItem[];
-    let before: Array<WireItem | undefined>;
+    let keys: AttributeMap[];
+    let before: Array<AttributeMap | undefined>;
     try {
       keys = await keysWritten(operation, input);
       before = await Promise.all(keys.map(readItem));

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { AttributeValue, DynamoDBRecord } from 'aws-lambda';
 
-/** An item in DynamoDB's JSON wire format, exactly as a stream image carries it. */
-export type WireItem = Record<string, AttributeValue>;
+/** An item (or its keys) in the JSON form of Lambda's stream events, exactly as a stream image carries it; the sync's own looser form is `WireItem`. */
+export type AttributeMap = Record<string, AttributeValue>;
 
 export interface ItemChange {
-  readonly keys: WireItem;
-  readonly oldImage: WireItem | undefined;
-  readonly newImage: WireItem | undefined;
+  readonly keys: AttributeMap;
+  readonly oldImage: AttributeMap | undefined;
+  readonly newImage: AttributeMap | undefined;
 }
 
 export interface ShardLogOptions {
@@ -132,7 +132,7 @@ function sameSet(a: string[], b: string[], canonical: (value: string) => string)
 }
 
 /** DynamoDB's item size rules (names and values in bytes), which is what SizeBytes reports. */
-function itemSize(item: WireItem | undefined): number {
+function itemSize(item: AttributeMap | undefined): number {
   if (!item) return 0;
   return Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + valueSize(value), 0);
 }

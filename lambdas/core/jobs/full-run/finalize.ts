@@ -1,19 +1,27 @@
-import { emptyCounts, emptyIssueCounts, type RunCounts, type RunMode, type RunSummary } from '../../report/report';
+import { emptyCounts, emptyIssueCounts, type RunCounts, type RunSummary } from '../../report/report';
 import { ISSUE_KINDS } from '../../rules/plan';
 import type { RunStorage } from '../../storage/run-storage';
 import type { PlanBucketResult } from './plan-bucket';
 import type { RepairResult } from './repair-batch';
 import { runLayout, type ReportKind } from './layout';
+import type { SyncDeps } from '../../deps';
+import type { RunStatus, RunTrigger } from '../../runs/run-records';
+import { runFolder } from './prepare';
+import { parseRunRequest, type CaughtError, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
+import type { SnapshotResult } from './snapshot-tasks';
 
-/** `incomplete`: a time budget ran out before the run planned every user. */
-export type RunStatus = 'completed' | 'incomplete';
+/** How a full run ended: finalize closes every run, a failed one too. */
+export type FinalStatus = Extract<RunStatus, 'completed' | 'failed'>;
 
 /** The `--json` summary of a full run: the contract's keys and the full run's own. */
 export interface FullRunResult extends RunSummary {
-  readonly status: RunStatus;
+  readonly status: FinalStatus;
+  readonly trigger: RunTrigger;
   /** The change cap stopped the run's writes; what it did not fix is in the report. */
   readonly capped: boolean;
   readonly revocationCapReached: boolean;
+  /** A hold made this scheduled fix report-only. */
+  readonly held: boolean;
   /** Payments changed within the grace window, left to the stream. */
   readonly inFlight: number;
   /** Read capacity the snapshot consumed (0 for an export). */
@@ -23,24 +31,23 @@ export interface FullRunResult extends RunSummary {
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly durationMs: number;
+  /** Why a failed run failed: the failing state's error. */
+  readonly error?: string;
 }
 
-export interface FinalizeTask {
-  readonly runId: string;
-  readonly mode: RunMode;
-  readonly folder: string;
-  readonly dryRun: boolean;
-  readonly status: RunStatus;
+interface SummaryInput {
+  readonly run: PreparedRun;
+  readonly status: FinalStatus;
   readonly consumedCapacity: number;
-  readonly snapshotAt: number;
-  readonly startedAt: number;
   readonly finishedAt: number;
   readonly plans: readonly PlanBucketResult[];
   readonly repairs: readonly RepairResult[];
+  readonly error?: string;
 }
 
 /** The run's figures from its stages' answers. */
-export function summarize(task: FinalizeTask): FullRunResult {
+export function summarize(task: SummaryInput): FullRunResult {
+  const { run } = task;
   const counts: RunCounts = emptyCounts();
   const issues = emptyIssueCounts();
   let inFlight = 0;
@@ -58,20 +65,23 @@ export function summarize(task: FinalizeTask): FullRunResult {
     for (const kind of ISSUE_KINDS) issues[kind] += repair.issues[kind];
   }
   return {
-    runId: task.runId,
-    mode: task.mode,
-    dryRun: task.dryRun,
+    runId: run.runId,
+    mode: run.mode,
+    dryRun: run.dryRun,
     counts,
     issues,
     status: task.status,
+    trigger: run.trigger,
     capped: task.repairs.some((repair) => repair.capped),
     revocationCapReached: task.repairs.some((repair) => repair.revocationCapReached),
+    held: run.held,
     inFlight,
     consumedCapacity: task.consumedCapacity,
-    snapshotAt: new Date(task.snapshotAt).toISOString(),
-    startedAt: new Date(task.startedAt).toISOString(),
+    snapshotAt: new Date(run.snapshotAt).toISOString(),
+    startedAt: new Date(run.startedAt).toISOString(),
     finishedAt: new Date(task.finishedAt).toISOString(),
-    durationMs: task.finishedAt - task.startedAt,
+    durationMs: task.finishedAt - run.startedAt,
+    ...(task.error ? { error: task.error } : {}),
   };
 }
 
@@ -81,17 +91,69 @@ async function assemble(storage: RunStorage, partKeys: readonly string[], kind: 
   await storage.put(target, texts.join(''));
 }
 
+async function readResults<T>(storage: RunStorage, keys: readonly string[]): Promise<T[]> {
+  const results: T[] = [];
+  for (const key of keys) results.push(JSON.parse((await storage.getText(key)) ?? 'null') as T);
+  return results;
+}
+
+export interface FinalizeInput {
+  /** The prepared run; only the request when prepare itself failed. */
+  readonly run: PreparedRun | RunRequest;
+  readonly snapshot?: SnapshotResult;
+  readonly error?: CaughtError;
+}
+
+/** What a failed prepare leaves: the request, settled as prepare would have settled it. */
+function settledRun(deps: SyncDeps, run: PreparedRun | RunRequest): PreparedRun {
+  if ('folder' in run) return run;
+  const now = deps.now();
+  const request = parseRunRequest(run);
+  return { ...request, folder: runFolder(deps.config, request.runId), writes: false, dryRun: true, held: false, maxUserChanges: null, snapshotMode: deps.config.snapshotMode, snapshotAt: now, startedAt: now, segments: 0, buckets: 0, joinConcurrency: 1, repairConcurrency: 1, taskBudgetMs: null, pageSize: null };
+}
+
 /**
- * Finalize: the stages' report parts become the run's `issues.jsonl` and `changes.jsonl`, then
- * `summary.json` is written last, so a folder with a summary is a finished report.
+ * Finalize, which every run reaches (a failure too, through the state machine's catches): the
+ * stages' report parts become the run's `issues.jsonl` and `changes.jsonl`, `summary.json` is
+ * written (a folder with a summary is a finished report), the run record closed, a scheduled
+ * run that reached a cap holds later scheduled fixes, and the lock is released.
  */
-export async function finalizeRun(storage: RunStorage, task: FinalizeTask): Promise<FullRunResult> {
-  const layout = runLayout(task.folder);
+export async function finalizeRun({ deps, storage, runs }: RunTaskContext, input: FinalizeInput): Promise<FullRunResult> {
+  const run = settledRun(deps, input.run);
+  const layout = runLayout(run.folder);
   const partKeys = await storage.list(layout.parts);
   await assemble(storage, partKeys, 'issues', layout.issues);
   await assemble(storage, partKeys, 'changes', layout.changes);
   await storage.deletePrefix(layout.parts);
-  const summary = summarize(task);
+  const resultKeys = await storage.list(layout.results);
+  const error = input.error ? `${input.error.Error}: ${describeCause(input.error.Cause)}` : undefined;
+  const summary = summarize({
+    run,
+    status: error ? 'failed' : 'completed',
+    consumedCapacity: input.snapshot?.consumedCapacity ?? 0,
+    finishedAt: deps.now(),
+    plans: await readResults<PlanBucketResult>(storage, resultKeys.filter((key) => key.includes('/plan-bucket-'))),
+    repairs: await readResults<RepairResult>(storage, resultKeys.filter((key) => key.includes('/repair-'))),
+    error,
+  });
   await storage.put(layout.summary, `${JSON.stringify(summary, null, 2)}\n`);
+  const { runId, mode, trigger, dryRun, held, status, counts, issues, consumedCapacity, capped, snapshotAt, startedAt, finishedAt } = summary;
+  await runs.finishRun({ runId, mode, trigger, dryRun, held, status, counts, issues, consumedCapacity, capped: capped || summary.revocationCapReached, snapshotAt, startedAt, finishedAt, ...(error ? { error } : {}) });
+  if (trigger === 'schedule' && (capped || summary.revocationCapReached)) {
+    await runs.setHold(runId, capped ? 'the run reached MAX_USER_CHANGES_PER_RUN and stopped writing' : 'the run reached MAX_REVOCATIONS_PER_RUN and stopped revoking');
+  }
+  await runs.releaseLock(runId);
   return summary;
+}
+
+/** A Lambda failure's cause is its error as JSON; the message is what a person reads. */
+function describeCause(cause: string | undefined): string {
+  if (!cause) return 'no cause given';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // Not JSON: the cause is the message itself.
+  }
+  return cause;
 }

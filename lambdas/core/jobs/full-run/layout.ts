@@ -21,6 +21,11 @@ export function runLayout(folder: string) {
     issues: storageKey(folder, 'issues.jsonl'),
     changes: storageKey(folder, 'changes.jsonl'),
     summary: storageKey(folder, 'summary.json'),
+    /** Where a migration's backup went. */
+    backup: storageKey(folder, 'backup.json'),
+    /** Each plan and repair task's figures, which finalize adds up (Map results stay small). */
+    results: storageKey(folder, 'results'),
+    result: (stage: string) => storageKey(folder, 'results', `${stage}.json`),
     planStage: (bucket: number) => `plan-bucket-${pad(bucket, 4)}`,
     repairStage: (candidateKey: string) => `repair-${candidateKey.split('/').pop()?.replace(/\.json$/, '')}`,
   };

@@ -1,4 +1,6 @@
+import { cpus } from 'node:os';
 import type { SyncDeps } from '../../deps';
+import { logger } from '../../observability';
 import { joinBucket, type JoinedRow, type JoinLimits } from '../../join/duckdb-join';
 import { emptyIssueCounts, type IssueCounts, type IssueLine } from '../../report/report';
 import type { WireItem } from '../../rules/attribute-values';
@@ -7,8 +9,9 @@ import { isInFlight } from '../../rules/payment';
 import { collectEvidence, FULL_SCOPE, planUser, type Issue } from '../../rules/plan';
 import { filesOfBucket, readManifests } from '../../snapshot/export-layout';
 import type { RunStorage } from '../../storage/run-storage';
-import { orphanIssues, planPolicy, readPayments } from '../policy';
+import { orphanIssues, planPolicy, readPayments } from '../plan-inputs';
 import { PartWriter, runLayout } from './layout';
+import type { PreparedRun, RunTaskContext, SnapshotKeys } from './run-request';
 
 /** User ids per candidate file: one repair task's work, small enough for a Map item's key. */
 export const CANDIDATES_PER_FILE = 2000;
@@ -117,5 +120,37 @@ export async function planBucket(deps: SyncDeps, storage: RunStorage, task: Plan
   }
   await lines.close();
   await flushCandidates();
+  logger.debug('plan: bucket done', { runId: task.runId, bucket: task.bucket, buckets: task.buckets, users: usersScanned, payments: paymentsScanned, inFlight, candidates: candidateCount, issues });
   return { bucket: task.bucket, paymentsScanned, usersScanned, inFlight, issues, candidates: candidateCount, candidateKeys };
+}
+
+export interface PlanTaskInput {
+  readonly run: PreparedRun;
+  readonly snapshot: SnapshotKeys;
+  readonly bucket: number;
+}
+
+/** What the repair Map iterates: a bucket's candidate files (its figures are in the run's results). */
+export interface PlanTaskResult {
+  readonly bucket: number;
+  readonly candidateKeys: readonly string[];
+}
+
+/** The join-and-plan task of one bucket: its figures are stored for finalize, its candidate files handed on. */
+export async function planBucketTask({ deps, storage }: RunTaskContext, input: PlanTaskInput): Promise<PlanTaskResult> {
+  const { run, snapshot, bucket } = input;
+  const layout = runLayout(run.folder);
+  const result = await planBucket(deps, storage, {
+    runId: run.runId,
+    folder: run.folder,
+    paymentsManifest: snapshot.payments,
+    usersManifest: snapshot.users,
+    bucket,
+    buckets: run.buckets,
+    writes: run.writes,
+    snapshotAt: run.snapshotAt,
+    limits: { memoryLimit: `${deps.config.joinMemoryMb}MB`, threads: Math.max(1, cpus().length) },
+  });
+  await storage.put(layout.result(layout.planStage(bucket)), JSON.stringify(result));
+  return { bucket, candidateKeys: result.candidateKeys };
 }

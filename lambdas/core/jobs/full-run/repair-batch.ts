@@ -1,8 +1,10 @@
 import type { SyncDeps } from '../../deps';
+import { logger } from '../../observability';
 import { emptyIssueCounts, type ChangeLine, type IssueCounts, type IssueLine } from '../../report/report';
 import type { RunStorage } from '../../storage/run-storage';
 import { reconcileUsers, RunLimits } from '../user-reconcile';
 import { PartWriter, runLayout } from './layout';
+import type { PreparedRun, RunTaskContext } from './run-request';
 
 export interface RepairTask {
   readonly runId: string;
@@ -67,5 +69,34 @@ export async function repairBatch(deps: SyncDeps, storage: RunStorage, task: Rep
   }
   await issueLines.close();
   await changeLines.close();
+  logger.debug('repair: batch done', { runId: task.runId, candidateKey: task.candidateKey, users: userIds.length, usersFixed, coursesAdded, coursesRemoved, duplicatesRemoved, capped: limits.capped, revocationCapReached: limits.revocationCapReached });
   return { users: userIds.length, paymentsRead, usersFixed, coursesAdded, coursesRemoved, duplicatesRemoved, issues, capped: limits.capped, revocationCapReached: limits.revocationCapReached };
+}
+
+export interface RepairTaskInput {
+  readonly run: PreparedRun;
+  readonly candidateKey: string;
+}
+
+/**
+ * The repair task of one candidate file. Under a cap the run's batches go one at a time
+ * (prepare sets the Map's concurrency to 1), each starting from what the run record says
+ * earlier batches used, and adding its own use when done.
+ */
+export async function repairBatchTask({ deps, storage, runs }: RunTaskContext, input: RepairTaskInput): Promise<{ readonly users: number; readonly usersFixed: number }> {
+  const { run, candidateKey } = input;
+  const record = await runs.getRun(run.runId);
+  const changesUsed = record?.changesUsed ?? 0;
+  const revocationsUsed = record?.revocationsUsed ?? 0;
+  const result = await repairBatch(deps, storage, {
+    runId: run.runId,
+    folder: run.folder,
+    candidateKey,
+    changesLeft: run.maxUserChanges === null ? undefined : Math.max(0, run.maxUserChanges - changesUsed),
+    revocationsLeft: Math.max(0, deps.config.maxRevocationsPerRun - revocationsUsed),
+  });
+  await runs.addUsage(run.runId, result.usersFixed, result.coursesRemoved);
+  const layout = runLayout(run.folder);
+  await storage.put(layout.result(layout.repairStage(candidateKey)), JSON.stringify(result));
+  return { users: result.users, usersFixed: result.usersFixed };
 }

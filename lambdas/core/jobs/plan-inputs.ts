@@ -3,6 +3,13 @@ import { readPayment, type Payment } from '../rules/payment';
 import type { WireItem } from '../rules/attribute-values';
 import type { Issue, PlanPolicy } from '../rules/plan';
 
+/**
+ * What every job hands the one decision function (`planUser`) besides the user's list, and
+ * the report lines that come from the payments alone: payment items read through the
+ * attribute mapping (with `malformed-payment` and `unknown-status` lines), the policy a job
+ * plans under, and `orphan-payment` lines for a user who does not exist.
+ */
+
 /** The plan policy a job runs under; `revokeOnRefund` may be narrowed by a run's revocation cap. */
 export function planPolicy(config: SyncConfig, now: number, revokeOnRefund = config.revokeOnRefund): PlanPolicy {
   return { revokeOnRefund, format: config.coursesFormat, now: new Date(now).toISOString() };

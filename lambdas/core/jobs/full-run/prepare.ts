@@ -1,0 +1,79 @@
+import type { SyncConfig } from '../../config';
+import { logger } from '../../observability';
+import { storageKey } from '../../storage/run-storage';
+import { backupUsersTable, exportUsersToStorage, type BackupReceipt } from '../../store/users-backup';
+import { runLayout } from './layout';
+import { isReadOnlyMode, parseRunRequest, type PreparedRun, type RunState, type RunTaskContext, type ScanItem, type SkippedRun } from './run-request';
+
+/** On S3 every run lives under this prefix (a lifecycle rule expires it); locally the report folder holds run folders directly. */
+export const RUNS_PREFIX = 'runs';
+
+/** A run's folder in the run storage: below `runs/` in the bucket, directly in a local report folder. */
+export function runFolder(config: SyncConfig, runId: string): string {
+  return config.reportsBucket ? storageKey(RUNS_PREFIX, runId) : runId;
+}
+
+export type PrepareResult = RunState | SkippedRun;
+
+export function isSkipped<T extends object>(result: T | SkippedRun): result is SkippedRun {
+  return 'skipped' in result;
+}
+
+/**
+ * Prepare: the lock (a second full run while one holds it is `skipped`, naming the running
+ * one), the hold (a scheduled fix runs report-only while it is in force), the run record,
+ * a backup before a migration writes, and the lists the Map states iterate.
+ */
+export async function prepareRun({ deps, storage, runs }: RunTaskContext, input: { run: unknown }): Promise<PrepareResult> {
+  const { config } = deps;
+  const request = parseRunRequest(input.run);
+  const lock = await runs.acquireLock(request.runId, request.mode);
+  const startedAt = deps.now();
+  if (!lock.acquired) {
+    const { holder } = lock;
+    await runs.putRun({ runId: request.runId, mode: request.mode, trigger: request.trigger, status: 'skipped', dryRun: request.dryRun, held: false, startedAt: new Date(startedAt).toISOString(), error: `run ${holder.runId} (${holder.mode}) holds the lock since ${holder.acquiredAt}` });
+    logger.warn('another full run is in progress: this one is skipped', { runId: request.runId, running: holder });
+    return { run: request, skipped: { runningRunId: holder.runId, mode: holder.mode, since: holder.acquiredAt } };
+  }
+
+  const scheduled = request.trigger === 'schedule';
+  const hold = scheduled && !isReadOnlyMode(request.mode) ? await runs.readHold() : undefined;
+  const writes = !isReadOnlyMode(request.mode) && !request.dryRun && !hold;
+  const maxUserChanges = request.maxUserChanges !== undefined ? request.maxUserChanges : scheduled ? config.maxUserChangesPerRun : null;
+  const segments = request.segments ?? config.scanSegments;
+  const buckets = request.buckets ?? config.joinBuckets;
+  const folder = runFolder(config, request.runId);
+  const run: PreparedRun = {
+    runId: request.runId,
+    mode: request.mode,
+    trigger: request.trigger,
+    folder,
+    writes,
+    dryRun: !writes,
+    held: hold !== undefined,
+    maxUserChanges,
+    snapshotMode: config.snapshotMode,
+    snapshotAt: startedAt,
+    startedAt,
+    segments,
+    buckets,
+    joinConcurrency: Math.min(config.joinConcurrency, buckets),
+    repairConcurrency: maxUserChanges !== null || config.revokeOnRefund ? 1 : config.repairConcurrency,
+    taskBudgetMs: request.taskBudgetMs ?? null,
+    pageSize: request.pageSize ?? null,
+  };
+  if (hold) logger.warn('a hold is in force: this scheduled fix reports only', { hold });
+
+  let backup: BackupReceipt | undefined;
+  if (run.mode === 'migrate' && writes) {
+    backup = config.endpoint
+      ? await exportUsersToStorage(deps.client, config, storage, storageKey(folder, 'users-backup.jsonl'))
+      : await backupUsersTable(deps.client, config, run.runId);
+    await storage.put(runLayout(folder).backup, JSON.stringify(backup));
+    logger.info('users table backed up before the migration writes', { backup });
+  }
+  await runs.putRun({ runId: run.runId, mode: run.mode, trigger: run.trigger, status: 'running', dryRun: run.dryRun, held: run.held, startedAt: new Date(startedAt).toISOString(), snapshotAt: new Date(run.snapshotAt).toISOString() });
+
+  const scanItems: ScanItem[] = (['payments', 'users'] as const).flatMap((table) => Array.from({ length: segments }, (_, segment) => ({ table, segment })));
+  return { run, scanItems, bucketItems: Array.from({ length: buckets }, (_, bucket) => bucket) };
+}

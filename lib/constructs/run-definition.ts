@@ -1,0 +1,176 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+
+/**
+ * The names of the states that do work: the local runner binds each Task to its handler by
+ * these names, so they are part of the definition's contract.
+ */
+export const RUN_STATES = {
+  prepare: 'Prepare',
+  scanSegment: 'ScanSegment',
+  finishSnapshot: 'FinishSnapshot',
+  planBucket: 'PlanBucket',
+  repairBatch: 'RepairBatch',
+  finalize: 'Finalize',
+  startPaymentsExport: 'StartPaymentsExport',
+  describePaymentsExport: 'DescribePaymentsExport',
+  waitPaymentsExport: 'WaitPaymentsExport',
+  startUsersExport: 'StartUsersExport',
+  describeUsersExport: 'DescribeUsersExport',
+  waitUsersExport: 'WaitUsersExport',
+} as const;
+
+/** The Lambda functions behind the Task states; a validation definition has no repair. */
+export interface RunTaskFunctions {
+  readonly prepare: lambda.IFunction;
+  readonly scanSegment: lambda.IFunction;
+  readonly finishSnapshot: lambda.IFunction;
+  readonly planBucket: lambda.IFunction;
+  readonly repairBatch?: lambda.IFunction;
+  readonly finalize: lambda.IFunction;
+}
+
+/** What the export mode needs: where the exports go and which tables (ARNs) they read. */
+export interface ExportTargets {
+  readonly bucketName: string;
+  readonly paymentsTableArn: string;
+  readonly usersTableArn: string;
+}
+
+export interface RunDefinitionProps {
+  readonly functions: RunTaskFunctions;
+  readonly exports: ExportTargets;
+}
+
+/** How long to wait between DescribeExport calls: exports take minutes. */
+export const EXPORT_POLL = Duration.minutes(1);
+/** A task's own time limit: Lambda's maximum. */
+const TASK_TIMEOUT = Duration.minutes(15);
+
+/**
+ * Lambda tasks answer with the handler's result only (`payloadResponseOnly`), the same shape
+ * a local handler returns; throttles and service errors are retried with backoff.
+ */
+function lambdaTask(scope: Construct, id: string, fn: lambda.IFunction, props: Partial<tasks.LambdaInvokeProps> = {}): tasks.LambdaInvoke {
+  const task = new tasks.LambdaInvoke(scope, id, { lambdaFunction: fn, payloadResponseOnly: true, taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT), ...props });
+  task.addRetry({ errors: ['Lambda.TooManyRequestsException'], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
+  return task;
+}
+
+/** One table's export: start it, then wait and describe until it completes (or fails). */
+function exportBranch(scope: Construct, table: 'payments' | 'users', tableArn: string, bucketName: string): sfn.IChainable {
+  const names =
+    table === 'payments'
+      ? { start: RUN_STATES.startPaymentsExport, describe: RUN_STATES.describePaymentsExport, wait: RUN_STATES.waitPaymentsExport, done: 'PaymentsExported', failed: 'PaymentsExportFailed', check: 'PaymentsExportDone' }
+      : { start: RUN_STATES.startUsersExport, describe: RUN_STATES.describeUsersExport, wait: RUN_STATES.waitUsersExport, done: 'UsersExported', failed: 'UsersExportFailed', check: 'UsersExportDone' };
+  const start = new tasks.CallAwsService(scope, names.start, {
+    service: 'dynamodb',
+    action: 'exportTableToPointInTime',
+    parameters: {
+      TableArn: tableArn,
+      S3Bucket: bucketName,
+      S3Prefix: sfn.JsonPath.format(`runs/{}/snapshot/${table}`, sfn.JsonPath.stringAt('$.run.runId')),
+      ExportFormat: 'DYNAMODB_JSON',
+    },
+    iamResources: [tableArn],
+    resultSelector: { exportArn: sfn.JsonPath.stringAt('$.ExportDescription.ExportArn') },
+    resultPath: '$.export',
+  });
+  const wait = new sfn.Wait(scope, names.wait, { time: sfn.WaitTime.duration(EXPORT_POLL) });
+  const describe = new tasks.CallAwsService(scope, names.describe, {
+    service: 'dynamodb',
+    action: 'describeExport',
+    parameters: { ExportArn: sfn.JsonPath.stringAt('$.export.exportArn') },
+    iamResources: [`${tableArn}/export/*`],
+    resultSelector: {
+      exportArn: sfn.JsonPath.stringAt('$.ExportDescription.ExportArn'),
+      status: sfn.JsonPath.stringAt('$.ExportDescription.ExportStatus'),
+      manifest: sfn.JsonPath.stringAt('$.ExportDescription.ExportManifest'),
+    },
+    resultPath: '$.export',
+  });
+  const check = new sfn.Choice(scope, names.check)
+    .when(sfn.Condition.stringEquals('$.export.status', 'COMPLETED'), new sfn.Pass(scope, names.done, { outputPath: '$.export' }))
+    .when(sfn.Condition.stringEquals('$.export.status', 'FAILED'), new sfn.Fail(scope, names.failed, { error: 'ExportFailed', cause: `the ${table} table's export failed` }))
+    .otherwise(wait);
+  return start.next(wait).next(describe).next(check);
+}
+
+/**
+ * A full run: prepare → snapshot (export, or scan segments that loop worker → cursor → worker)
+ * → finish the snapshot → join and plan each bucket → repair each candidate file (sync runs) →
+ * finalize. Every failure is caught and reaches finalize, which closes the run and releases the
+ * lock. Map items stay small and inline (segments, bucket numbers, file keys), so this
+ * definition also runs under aws-local-stepfunctions, which has no ItemReader or ItemBatcher.
+ */
+export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.IChainable {
+  const { functions, exports: targets } = props;
+  const finalize = lambdaTask(scope, RUN_STATES.finalize, functions.finalize);
+  const finished = new sfn.Choice(scope, 'RunFailed?')
+    .when(sfn.Condition.stringEquals('$.status', 'failed'), new sfn.Fail(scope, 'RunFailed', { error: 'RunFailed', causePath: '$.error' }))
+    .otherwise(new sfn.Succeed(scope, 'RunFinished'));
+  finalize.next(finished);
+  const toFinalize = { resultPath: '$.error' };
+
+  const prepare = lambdaTask(scope, RUN_STATES.prepare, functions.prepare);
+  prepare.addCatch(finalize, toFinalize);
+
+  const scanTurn = lambdaTask(scope, RUN_STATES.scanSegment, functions.scanSegment);
+  scanTurn.next(new sfn.Choice(scope, 'SegmentDone?').when(sfn.Condition.booleanEquals('$.done', true), new sfn.Succeed(scope, 'SegmentScanned')).otherwise(scanTurn));
+  const scan = new sfn.Map(scope, 'ScanSegments', {
+    itemsPath: '$.scanItems',
+    itemSelector: { run: sfn.JsonPath.objectAt('$.run'), item: sfn.JsonPath.objectAt('$$.Map.Item.Value') },
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  scan.itemProcessor(scanTurn);
+  scan.addCatch(finalize, toFinalize);
+
+  const exportTables = new sfn.Parallel(scope, 'ExportTables', { resultPath: '$.exports' });
+  exportTables.branch(exportBranch(scope, 'payments', targets.paymentsTableArn, targets.bucketName));
+  exportTables.branch(exportBranch(scope, 'users', targets.usersTableArn, targets.bucketName));
+  exportTables.addCatch(finalize, toFinalize);
+
+  const finishSnapshot = lambdaTask(scope, RUN_STATES.finishSnapshot, functions.finishSnapshot, { resultPath: '$.snapshot' });
+  finishSnapshot.addCatch(finalize, toFinalize);
+  scan.next(finishSnapshot);
+  exportTables.next(finishSnapshot);
+
+  const join = new sfn.Map(scope, 'JoinBuckets', {
+    itemsPath: '$.bucketItems',
+    itemSelector: { run: sfn.JsonPath.objectAt('$.run'), snapshot: sfn.JsonPath.objectAt('$.snapshot'), bucket: sfn.JsonPath.numberAt('$$.Map.Item.Value') },
+    maxConcurrencyPath: '$.run.joinConcurrency',
+    resultPath: '$.plans',
+  });
+  join.itemProcessor(lambdaTask(scope, RUN_STATES.planBucket, functions.planBucket));
+  join.addCatch(finalize, toFinalize);
+  finishSnapshot.next(join);
+
+  if (functions.repairBatch) {
+    // Buckets one after the other, each bucket's files at the run's repair concurrency.
+    const repairFiles = new sfn.Map(scope, 'RepairFiles', {
+      itemsPath: '$.candidateKeys',
+      itemSelector: { run: sfn.JsonPath.objectAt('$.run'), candidateKey: sfn.JsonPath.stringAt('$$.Map.Item.Value') },
+      maxConcurrencyPath: '$.run.repairConcurrency',
+    });
+    repairFiles.itemProcessor(lambdaTask(scope, RUN_STATES.repairBatch, functions.repairBatch));
+    const repair = new sfn.Map(scope, 'RepairBuckets', {
+      itemsPath: '$.plans',
+      itemSelector: { run: sfn.JsonPath.objectAt('$.run'), candidateKeys: sfn.JsonPath.listAt('$$.Map.Item.Value.candidateKeys') },
+      maxConcurrency: 1,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    repair.itemProcessor(repairFiles);
+    repair.addCatch(finalize, toFinalize);
+    repair.next(finalize);
+    join.next(new sfn.Choice(scope, 'Writes?').when(sfn.Condition.booleanEquals('$.run.writes', true), repair).otherwise(finalize));
+  } else {
+    join.next(finalize);
+  }
+
+  const snapshot = new sfn.Choice(scope, 'SnapshotMode?').when(sfn.Condition.stringEquals('$.run.snapshotMode', 'export'), exportTables).otherwise(scan);
+  const started = new sfn.Choice(scope, 'Skipped?').when(sfn.Condition.isPresent('$.skipped'), new sfn.Succeed(scope, 'RunSkipped')).otherwise(snapshot);
+  return prepare.next(started);
+}

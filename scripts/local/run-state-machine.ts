@@ -1,0 +1,154 @@
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { App, Stack } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { StateGraph } from 'aws-cdk-lib/aws-stepfunctions';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { EnvironmentError } from '../../lambdas/core/errors';
+import type { FullRunResult } from '../../lambdas/core/jobs/full-run/finalize';
+import { finalizeRun } from '../../lambdas/core/jobs/full-run/finalize';
+import { planBucketTask, type PlanTaskInput } from '../../lambdas/core/jobs/full-run/plan-bucket';
+import { runLayout } from '../../lambdas/core/jobs/full-run/layout';
+import { isSkipped, prepareRun, runFolder } from '../../lambdas/core/jobs/full-run/prepare';
+import { repairBatchTask, type RepairTaskInput } from '../../lambdas/core/jobs/full-run/repair-batch';
+import { isReadOnlyMode, type RunRequest, type RunTaskContext, type SkippedRun } from '../../lambdas/core/jobs/full-run/run-request';
+import { finishSnapshot, scanSegmentTurn, type ScanTurn, type SnapshotTaskInput } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
+import { RUN_STATES, runDefinition, type RunTaskFunctions } from '../../lib/constructs/run-definition';
+import { LOCAL_REGION } from './embedded-dynamodb';
+
+export type RunStage = 'snapshot' | 'plan' | 'repair';
+
+/** Items done of an estimate, per stage, for a progress display. */
+export interface RunProgress {
+  readonly stage: RunStage;
+  readonly done: number;
+  /** DescribeTable's item counts for the snapshot (updated about every six hours), the snapshot's own afterwards. */
+  readonly total: number;
+  readonly unit: 'items' | 'users';
+}
+
+const LOCAL_ACCOUNT = '000000000000';
+
+/**
+ * The run's definition exactly as the stack synthesizes it (the same builder), with stand-in
+ * ARNs: the local runner binds every Task to its handler by state name, so the ARNs are never
+ * called. `writes: false` is the validation machine, which has no repair.
+ */
+export function renderRunDefinition(writes: boolean): StateMachineDefinition {
+  const stack = new Stack(new App(), 'PaymentSyncLocalRun', { env: { account: LOCAL_ACCOUNT, region: LOCAL_REGION } });
+  const fn = (name: string): lambda.IFunction => lambda.Function.fromFunctionArn(stack, name, `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:payment-sync-${name}`);
+  const functions: RunTaskFunctions = {
+    prepare: fn('prepare'),
+    scanSegment: fn('scan-segment'),
+    finishSnapshot: fn('finish-snapshot'),
+    planBucket: fn('plan-bucket'),
+    ...(writes ? { repairBatch: fn('repair-batch') } : {}),
+    finalize: fn('finalize'),
+  };
+  const table = (name: string) => `arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT}:table/${name}`;
+  const chain = runDefinition(stack, { functions, exports: { bucketName: 'local-reports', paymentsTableArn: table('payments'), usersTableArn: table('users') } });
+  return stack.resolve(new StateGraph(chain.startState, 'payment-sync run').toGraphJson()) as StateMachineDefinition;
+}
+
+const definitions = new Map<boolean, StateMachineDefinition>();
+const definitionFor = (writes: boolean): StateMachineDefinition => {
+  let definition = definitions.get(writes);
+  if (!definition) definitions.set(writes, (definition = renderRunDefinition(writes)));
+  return definition;
+};
+
+async function estimatedItems(ctx: RunTaskContext): Promise<number> {
+  let total = 0;
+  for (const table of [ctx.deps.config.paymentsTable, ctx.deps.config.usersTable]) {
+    const { Table } = await ctx.deps.client.send(new DescribeTableCommand({ TableName: table }));
+    total += Table?.ItemCount ?? 0;
+  }
+  return total;
+}
+
+export interface LocalRunOptions {
+  readonly onProgress?: (progress: RunProgress) => void;
+  /** Called as each Task state starts, with its name and input: what a test counts (cursor turns) or breaks. */
+  readonly onTask?: (state: string, input: unknown) => void | Promise<void>;
+}
+
+const exportIsRemote = (): never => {
+  throw new EnvironmentError('SNAPSHOT_MODE=export runs on AWS only (DynamoDB exports to S3); locally the snapshot is a scan: unset SNAPSHOT_MODE');
+};
+
+/**
+ * A full run on this machine through the state machine AWS runs: the synthesized definition
+ * under aws-local-stepfunctions, every Task bound in-process to the task function its Lambda
+ * handler calls, with the local folder as the run's storage and the local run table.
+ */
+export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRequest, options: LocalRunOptions = {}): Promise<FullRunResult | SkippedRun> {
+  if (ctx.deps.config.snapshotMode === 'export') exportIsRemote();
+  const { onProgress } = options;
+  const scanned = new Map<string, number>();
+  const estimate = onProgress ? await estimatedItems(ctx) : 0;
+  let planned = 0;
+  let repaired = 0;
+  let candidates = 0;
+  const handlers: Record<string, (input: never) => Promise<unknown>> = {
+    [RUN_STATES.prepare]: async (input: { run: unknown }) => {
+      const prepared = await prepareRun(ctx, input);
+      if (!isSkipped(prepared)) onProgress?.({ stage: 'snapshot', done: 0, total: estimate, unit: 'items' });
+      return prepared;
+    },
+    [RUN_STATES.scanSegment]: (input: ScanTurn) =>
+      scanSegmentTurn(ctx, input, {
+        onPage: (item, progress) => {
+          scanned.set(`${item.table}/${item.segment}`, progress.items);
+          onProgress?.({ stage: 'snapshot', done: [...scanned.values()].reduce((a, b) => a + b, 0), total: estimate, unit: 'items' });
+        },
+      }),
+    [RUN_STATES.finishSnapshot]: async (input: SnapshotTaskInput) => {
+      const snapshot = await finishSnapshot(ctx, input);
+      onProgress?.({ stage: 'plan', done: 0, total: snapshot.items, unit: 'users' });
+      return snapshot;
+    },
+    [RUN_STATES.planBucket]: async (input: PlanTaskInput) => {
+      const plan = await planBucketTask(ctx, input);
+      const layout = runLayout(input.run.folder);
+      const figures = JSON.parse((await ctx.storage.getText(layout.result(layout.planStage(input.bucket)))) ?? '{}') as { usersScanned?: number; candidates?: number };
+      planned += figures.usersScanned ?? 0;
+      candidates += figures.candidates ?? 0;
+      onProgress?.({ stage: 'plan', done: planned, total: 0, unit: 'users' });
+      return plan;
+    },
+    [RUN_STATES.repairBatch]: async (input: RepairTaskInput) => {
+      if (repaired === 0) onProgress?.({ stage: 'repair', done: 0, total: candidates, unit: 'users' });
+      const repair = await repairBatchTask(ctx, input);
+      repaired += repair.users;
+      onProgress?.({ stage: 'repair', done: repaired, total: candidates, unit: 'users' });
+      return repair;
+    },
+    [RUN_STATES.finalize]: (input: Parameters<typeof finalizeRun>[1]) => finalizeRun(ctx, input),
+    [RUN_STATES.startPaymentsExport]: async () => exportIsRemote(),
+    [RUN_STATES.startUsersExport]: async () => exportIsRemote(),
+    [RUN_STATES.describePaymentsExport]: async () => exportIsRemote(),
+    [RUN_STATES.describeUsersExport]: async () => exportIsRemote(),
+  };
+  const { onTask } = options;
+  const bound = Object.fromEntries(
+    Object.entries(handlers).map(([state, handler]) => [
+      state,
+      async (input: never) => {
+        await onTask?.(state, input);
+        return handler(input);
+      },
+    ]),
+  );
+  const machine = new StateMachine(definitionFor(!isReadOnlyMode(request.mode)), { validationOptions: { checkArn: false } });
+  const execution = machine.run(
+    { run: request },
+    { overrides: { taskResourceLocalHandlers: bound as never, waitTimeOverrides: { [RUN_STATES.waitPaymentsExport]: 0, [RUN_STATES.waitUsersExport]: 0 } } },
+  );
+  try {
+    return (await execution.result) as unknown as FullRunResult | SkippedRun;
+  } catch (error) {
+    // A failed run has been finalized (its summary says why); the execution then ends in RunFailed.
+    const summary = await ctx.storage.getText(runLayout(runFolder(ctx.deps.config, request.runId)).summary);
+    if (summary) return JSON.parse(summary) as FullRunResult;
+    throw error;
+  }
+}
