@@ -309,7 +309,8 @@ async function runMain(argv: string[], env: NodeJS.ProcessEnv, log: LogFile): Pr
   try {
     if (embedded) {
       // Kept in .local/ between commands (created and seeded on first use); see scripts/local/environment.ts.
-      local = await startEmbeddedDefault({ users: cli.demoUsers, seed: cli.demoSeed, env });
+      const demoFlags = argv.some((arg) => /^--demo-(users|seed)(=|$)/.test(arg));
+      local = await startEmbeddedDefault({ ...(demoFlags && { users: cli.demoUsers, seed: cli.demoSeed }), env });
       say(`no DYNAMODB_ENDPOINT or table names set: the embedded dynalite at ${local.endpoint}`);
       for (const note of local.notes) say(`  ${note}`);
     }

@@ -15,7 +15,7 @@ const say = (line = ''): void => void process.stdout.write(`${line}\n`);
  * payment settles through the webhook path and the stream Lambda grants it live.
  */
 async function demo(): Promise<void> {
-  const local = await startEmbeddedDefault({ users: 200, seed: 7 });
+  const local = await startEmbeddedDefault();
   const { stream } = local;
   const deps = createSyncDeps(local.config, local.client);
   try {

@@ -55,6 +55,10 @@ export interface SyncConfig {
   /** The state machines the entry points start (set by the stack; unset locally). */
   readonly syncStateMachineArn: string | undefined;
   readonly validationStateMachineArn: string | undefined;
+  /** Health: the stream's failure queue (FAILURE_QUEUE_URL, set by the stack); unset = no queue-depth check. */
+  readonly failureQueueUrl?: string;
+  /** Health: minutes between scheduled syncs (SYNC_INTERVAL_MINUTES, set by the stack); unset = the sync's age is reported, not judged. */
+  readonly syncIntervalMinutes?: number;
   readonly logLevel: LogLevel;
   /** Powertools identity: the logger's service name and the metrics' namespace. */
   readonly observability: ObservabilityNames;
@@ -197,6 +201,10 @@ export function loadConfig(env: Env = process.env): SyncConfig {
   if (endpoint && !/^https?:\/\/[^\s]+$/.test(endpoint)) {
     problems.push(`DYNAMODB_ENDPOINT must be an http(s) URL (got "${endpoint}")`);
   }
+  const failureQueueUrl = env.FAILURE_QUEUE_URL?.trim();
+  if (failureQueueUrl && !/^https?:\/\/[^\s]+$/.test(failureQueueUrl)) {
+    problems.push(`FAILURE_QUEUE_URL must be an SQS queue URL, http(s) (got "${failureQueueUrl}")`);
+  }
 
   // DEBUG is read by logLevelFrom only: any value but true/1/yes (`*`, `express:*`, `false`) is
   // another tool's (the `debug` package's namespaces), so it is never a problem here.
@@ -238,6 +246,9 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     reportsBucket: env.REPORTS_BUCKET?.trim() || undefined,
     syncStateMachineArn: env.SYNC_STATE_MACHINE_ARN?.trim() || undefined,
     validationStateMachineArn: env.VALIDATION_STATE_MACHINE_ARN?.trim() || undefined,
+    failureQueueUrl: failureQueueUrl || undefined,
+    // A week at most: the stack derives it from the sync schedule (a rate, an hourly or a daily cron).
+    syncIntervalMinutes: env.SYNC_INTERVAL_MINUTES?.trim() ? int('SYNC_INTERVAL_MINUTES', 0, 1, 10_080) : undefined,
     observability: observabilityNames(env),
     loopbackCredentials: loopbackCredentials(endpoint, env),
     logLevel: logLevel ?? 'INFO',

@@ -190,8 +190,14 @@ export interface EmbeddedDefault extends LocalEnvironment {
   readonly notes: readonly string[];
 }
 
+/** The demo data of the embedded default: the command line's --demo-users and --demo-seed defaults. */
+export const DEMO_DEFAULTS = { users: 200, seed: 7 } as const;
+
 export interface EmbeddedDefaultOptions {
-  /** Size and seed of the demo data, used when the data is created; existing data is kept as it is. */
+  /**
+   * Size and seed of the demo data when it is created (200 and 7 when unset). Existing data is
+   * kept as it is; sizes asked for that differ from its own are said not to apply.
+   */
   readonly users?: number;
   readonly seed?: number;
   /** Where PAYMENT_SYNC_LOCAL_DIR is read (the command line's environment); process.env by default. */
@@ -206,8 +212,8 @@ export interface EmbeddedDefaultOptions {
  * PAYMENT_SYNC_LOCAL_DIR=memory, or under jest.
  */
 export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {}): Promise<EmbeddedDefault> {
-  const users = options.users ?? 200;
-  const seed = options.seed ?? 7;
+  const users = options.users ?? DEMO_DEFAULTS.users;
+  const seed = options.seed ?? DEMO_DEFAULTS.seed;
   const dataDir = localDataDir(options.env ?? process.env);
   const cleanups: Array<() => Promise<void> | void> = [];
   const close = async (): Promise<void> => {
@@ -266,7 +272,8 @@ export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {})
     else {
       const seededAt = `${demo.seededAt.slice(0, 16).replace('T', ' ')} UTC`;
       notes.unshift(`using the existing data in ${showDir(dataDir)} as earlier commands left it (seeded ${seededAt} with ${data}); npm run local:reset starts over`);
-      if (users !== demo.users || seed !== demo.seed) {
+      const asked = options.users !== undefined || options.seed !== undefined;
+      if (asked && (users !== demo.users || seed !== demo.seed)) {
         notes.push(`${users} demo users (seed ${seed}) asked for, not applied: the demo's size and seed take effect only when the data is created (npm run local:reset first)`);
       }
     }

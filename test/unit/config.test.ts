@@ -34,6 +34,8 @@ describe('loadConfig', () => {
       reportsBucket: undefined,
       syncStateMachineArn: undefined,
       validationStateMachineArn: undefined,
+      failureQueueUrl: undefined,
+      syncIntervalMinutes: undefined,
       logLevel: 'INFO',
       observability: { serviceName: 'payment-sync', metricsNamespace: 'PaymentSync' },
       loopbackCredentials: undefined,

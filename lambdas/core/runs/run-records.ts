@@ -169,6 +169,6 @@ export class RunRecords {
   /** Lifts the hold; answers the hold that was in force, if any. */
   async releaseHold(): Promise<RunHold | undefined> {
     const { Attributes } = await this.documents.send(new DeleteCommand({ TableName: this.table, Key: { pk: HOLD }, ReturnValues: 'ALL_OLD' }));
-    return Attributes ? (withoutTableKeys(Attributes) as RunHold) : undefined;
+    return Attributes ? (withoutTableKeys(Attributes) as unknown as RunHold) : undefined;
   }
 }
