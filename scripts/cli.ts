@@ -7,7 +7,7 @@ import { createSyncDeps, type SyncDeps } from '../lambdas/core/deps';
 import { ConfigError, EnvironmentError } from '../lambdas/core/errors';
 import { runLayout } from '../lambdas/core/jobs/full-run/layout';
 import { isSkipped } from '../lambdas/core/jobs/full-run/prepare';
-import { checkHealth } from '../lambdas/core/jobs/health';
+import { checkHealth, createHealthReaders } from '../lambdas/core/jobs/health';
 import { RUN_ID_PATTERN, undoRun, type UndoResult } from '../lambdas/core/jobs/undo';
 import { reconcileUsers, summarizeUsers } from '../lambdas/core/jobs/user-reconcile';
 import { FolderSink } from '../lambdas/core/report/folder-sink';
@@ -199,10 +199,17 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
   if (cli.command === 'env-check') return runEnvCheck(() => deps.config, say, deps.client);
   const spec = COMMANDS[cli.command];
   if (spec.mode === undefined) {
-    const report = await checkHealth(deps, { expectStream: !embedded });
-    for (const check of report.checks) say(`  ${check.status.padEnd(4)} ${check.name}: ${check.detail}`);
-    say(`health: ${report.status}`);
-    return { summary: report, exitCode: report.status === 'unhealthy' ? EXIT.unhealthy : EXIT.completed };
+    // The health Lambda's checks, with the same readers (failure queue when configured, stream lag on AWS).
+    const { readers, destroy } = createHealthReaders(deps.config);
+    try {
+      const report = await checkHealth(deps, { expectStream: !embedded, ...readers });
+      const width = Math.max(...report.checks.map((check) => check.name.length));
+      for (const check of report.checks) say(`  ${(check.status === 'fail' ? 'FAIL' : check.status).padEnd(4)} ${check.name.padEnd(width)}  ${check.detail}`);
+      say(`health: ${report.status}`);
+      return { summary: report, exitCode: report.status === 'unhealthy' ? EXIT.unhealthy : EXIT.completed };
+    } finally {
+      destroy();
+    }
   }
   const mode: RunMode = spec.mode;
   const dryRun = cli.dryRun || !spec.writes;

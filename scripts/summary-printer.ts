@@ -31,7 +31,9 @@ export function printSummary(summary: RunSummary & Record<string, unknown>, fold
   }
   if (ISSUE_KINDS.every((kind) => summary.issues[kind] === 0)) say('  no issues');
   if (typeof summary.inFlight === 'number' && summary.inFlight > 0) say(`  ${summary.inFlight} payments changed within the grace window were left to the stream`);
-  if (summary.capped) say('  CAPPED: the change cap stopped this run writing; the report lists what was left');
+  if (summary.capped) say(`  CAPPED: the change cap stopped this run writing; the report lists what was left${summary.trigger === 'schedule' ? '. Scheduled fixes are now held (report only) until `npm run payment-release-hold`' : ''}`);
+  if (summary.held) say('  HELD: a capped scheduled run set the hold, so this scheduled fix only reported; read that run\'s report, then `npm run payment-release-hold`');
+  if (summary.status === 'failed') say(`  FAILED: ${String(summary.error ?? 'see the log')}; the lock is released and a rerun starts over`);
   if (summary.revocationCapReached) say('  REVOCATION CAP reached: further revocations were only reported');
   say(`  report: ${folder}/ (summary.json, issues.jsonl, changes.jsonl)`);
 }

@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from '../core/config';
 import { createSyncDeps } from '../core/deps';
 import { ConfigError } from '../core/errors';
-import { runFolder } from '../core/jobs/full-run/prepare';
+import { runFolderKey } from '../core/jobs/full-run/layout';
 import { undoRun, type UndoResult } from '../core/jobs/undo';
 import { logger, metrics } from '../core/observability';
 import { RunRecords, type RunHold } from '../core/runs/run-records';
@@ -31,7 +31,8 @@ type SyncAnswer = ManualAnswer | StartAnswer | UndoResult | { readonly released:
 async function undo(event: unknown): Promise<UndoResult> {
   const request = parseEvent(ManualUndoEventSchema, event);
   if (!config.reportsBucket) throw new ConfigError(['REPORTS_BUCKET is required to undo a run (its change log is there)']);
-  return undoRun(deps, new S3Storage(s3, config.reportsBucket), { folder: runFolder(config, request.undo), runId: request.undo, dryRun: request.dryRun ?? false });
+  const storage = new S3Storage(s3, config.reportsBucket);
+  return undoRun(deps, storage, { folder: runFolderKey(storage, request.undo), runId: request.undo, dryRun: request.dryRun ?? false });
 }
 
 /**

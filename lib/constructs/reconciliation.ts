@@ -6,6 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { MAX_RUN_HOURS } from '../../lambdas/core/runs/run-records';
+import { RUNS_PREFIX } from '../../lambdas/core/storage/s3-storage';
 import { runTaskEnvironment, type DeployConfig, type RunResources } from '../config';
 import type { PaymentTables } from './payment-tables';
 import { runDefinition, type RunTaskFunctions } from './run-definition';
@@ -24,8 +25,8 @@ export interface ReconciliationProps {
 /** The run table's items are keyed `pk` (run#id, lock, hold, last#mode); old runs expire by TTL. */
 const RUN_TABLE_KEY = 'pk';
 const RUN_TABLE_TTL = 'expiresAt';
-/** Every run's files live below this prefix of the reports bucket. */
-const RUNS_PREFIX = 'runs/*';
+/** Every run's files: below the runs prefix of the reports bucket. */
+const RUN_FILES = `${RUNS_PREFIX}/*`;
 
 /**
  * Full reconciliation, the safety net under the stream, on AWS Step Functions: the sync and
@@ -60,7 +61,7 @@ export class Reconciliation extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       lifecycleRules: [
-        { id: 'ExpireRuns', prefix: 'runs/', expiration: Duration.days(config.reports.retentionDays), abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        { id: 'ExpireRuns', prefix: `${RUNS_PREFIX}/`, expiration: Duration.days(config.reports.retentionDays), abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
       removalPolicy,
       autoDeleteObjects: false,
@@ -188,15 +189,15 @@ export class Reconciliation extends Construct {
    * prefix: each role gets the actions its task performs on run files, none on anything else.
    */
   private grantRunFiles(role: iam.IRole, actions: string[], list = false): void {
-    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'RunFiles', actions, resources: [this.reports.arnForObjects(RUNS_PREFIX)] }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'RunFiles', actions, resources: [this.reports.arnForObjects(RUN_FILES)] }));
     const statements = [] as iam.PolicyStatement[];
     if (list || actions.includes('s3:GetObject')) {
       // Listing answers "not found" for a missing object instead of "access denied", and finalize lists parts.
-      statements.push(new iam.PolicyStatement({ sid: 'ListRunFiles', actions: ['s3:ListBucket'], resources: [this.reports.bucketArn], conditions: { StringLike: { 's3:prefix': [RUNS_PREFIX] } } }));
+      statements.push(new iam.PolicyStatement({ sid: 'ListRunFiles', actions: ['s3:ListBucket'], resources: [this.reports.bucketArn], conditions: { StringLike: { 's3:prefix': [RUN_FILES] } } }));
     }
     for (const statement of statements) role.addToPrincipalPolicy(statement);
     Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.reports.node.defaultChild as s3.CfnBucket)}.Arn>/runs/*]`,
+      id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.reports.node.defaultChild as s3.CfnBucket)}.Arn>/${RUN_FILES}]`,
       reason: 'Run files are named by run id and stage at run time (runs/<run id>/...): the grant covers the runs/ prefix of the stack\'s own reports bucket, with only the object actions this role performs.',
     });
   }

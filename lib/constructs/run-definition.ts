@@ -3,6 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
+import { RUNS_PREFIX } from '../../lambdas/core/storage/s3-storage';
 
 /**
  * The names of the states that do work: the local runner binds each Task to its handler by
@@ -72,7 +73,7 @@ function exportBranch(scope: Construct, table: 'payments' | 'users', tableArn: s
     parameters: {
       TableArn: tableArn,
       S3Bucket: bucketName,
-      S3Prefix: sfn.JsonPath.format(`runs/{}/snapshot/${table}`, sfn.JsonPath.stringAt('$.run.runId')),
+      S3Prefix: sfn.JsonPath.format(`${RUNS_PREFIX}/{}/snapshot/${table}`, sfn.JsonPath.stringAt('$.run.runId')),
       ExportFormat: 'DYNAMODB_JSON',
     },
     iamResources: [tableArn],

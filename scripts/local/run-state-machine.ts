@@ -7,8 +7,8 @@ import { EnvironmentError } from '../../lambdas/core/errors';
 import type { FullRunResult } from '../../lambdas/core/jobs/full-run/finalize';
 import { finalizeRun } from '../../lambdas/core/jobs/full-run/finalize';
 import { planBucketTask, type PlanTaskInput } from '../../lambdas/core/jobs/full-run/plan-bucket';
-import { runLayout } from '../../lambdas/core/jobs/full-run/layout';
-import { isSkipped, prepareRun, runFolder } from '../../lambdas/core/jobs/full-run/prepare';
+import { runFolderKey, runLayout } from '../../lambdas/core/jobs/full-run/layout';
+import { isSkipped, prepareRun } from '../../lambdas/core/jobs/full-run/prepare';
 import { repairBatchTask, type RepairTaskInput } from '../../lambdas/core/jobs/full-run/repair-batch';
 import { isReadOnlyMode, type RunRequest, type RunTaskContext, type SkippedRun } from '../../lambdas/core/jobs/full-run/run-request';
 import { finishSnapshot, scanSegmentTurn, type ScanTurn, type SnapshotTaskInput } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
@@ -147,7 +147,7 @@ export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRe
     return (await execution.result) as unknown as FullRunResult | SkippedRun;
   } catch (error) {
     // A failed run has been finalized (its summary says why); the execution then ends in RunFailed.
-    const summary = await ctx.storage.getText(runLayout(runFolder(ctx.deps.config, request.runId)).summary);
+    const summary = await ctx.storage.getText(runLayout(runFolderKey(ctx.storage, request.runId)).summary);
     if (summary) return JSON.parse(summary) as FullRunResult;
     throw error;
   }

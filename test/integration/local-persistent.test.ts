@@ -2,7 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { LOCAL_DATA_DIR, LOCAL_DATA_DIR_VARIABLE, localDataDir, lockDataDir } from '../../scripts/local/environment';
+import { DescribeTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { createSyncDeps } from '../../lambdas/core/deps';
+import { listedCourseIds } from '../../lambdas/core/rules/courses-list';
+import { LOCAL_DATA_DIR, LOCAL_DATA_DIR_VARIABLE, localDataDir, lockDataDir, startEmbeddedDefault } from '../../scripts/local/environment';
 
 const root = join(__dirname, '..', '..');
 
@@ -83,6 +86,27 @@ describe('the persistent embedded default', () => {
       await release();
     }
   }, 120_000);
+
+  test('the stream capture stands in front of it: a paid payment written to its endpoint is granted live; the run table is there', async () => {
+    const local = await startEmbeddedDefault({ env: { [LOCAL_DATA_DIR_VARIABLE]: dataDir } });
+    try {
+      expect(local.seededNow).toBe(false);
+      const runs = await local.client.send(new DescribeTableCommand({ TableName: local.config.runsTable }));
+      expect(runs.Table?.KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+      const p = local.config.payment;
+      await local.client.send(
+        new PutItemCommand({
+          TableName: local.config.paymentsTable,
+          Item: { [p.id]: { S: 'ORDER-LIVE-TEST' }, [p.user]: { S: 'user-00001' }, [p.course]: { S: 'course-live-test' }, [p.status]: { S: 'settlement' }, [p.updated]: { S: new Date().toISOString() } },
+        }),
+      );
+      await local.stream.idle();
+      const user = await createSyncDeps(local.config, local.client).users.get('user-00001');
+      expect(listedCourseIds(user.courses)).toContain('course-live-test');
+    } finally {
+      await local.close();
+    }
+  }, 60_000);
 
   test('local:reset deletes it and says so; the next command seeds fresh demo data', () => {
     const done = reset();

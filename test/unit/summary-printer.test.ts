@@ -24,4 +24,17 @@ describe('the run summary a person reads', () => {
     expect(lines.some((line) => line.includes('by this run'))).toBe(false);
     expect(lines[0]).toMatch(/dry run \(nothing written\)/);
   });
+
+  test('a capped scheduled run says scheduled fixes are now held; a held run and a failed run say what to do', () => {
+    const lines = (extra: Record<string, unknown>): string[] => {
+      const printed: string[] = [];
+      printSummary({ ...summary(false), ...extra }, 'reports/r', (line) => printed.push(line));
+      return printed;
+    };
+    expect(lines({ capped: true, trigger: 'schedule' }).join('\n')).toMatch(/CAPPED.*held.*payment-release-hold/);
+    expect(lines({ capped: true, trigger: 'manual' }).join('\n')).not.toMatch(/held/);
+    expect(lines({ held: true }).join('\n')).toMatch(/HELD: .*payment-release-hold/);
+    expect(lines({ status: 'failed', error: 'Error: repair broke' }).join('\n')).toMatch(/FAILED: Error: repair broke; the lock is released/);
+    expect(lines({ status: 'completed' }).join('\n')).not.toMatch(/FAILED|HELD|CAPPED/);
+  });
 });

@@ -4,6 +4,8 @@ import type { RunStorage } from './run-storage';
 
 /** A local folder as the run's bucket: each key is a file below the root. */
 export class FolderStorage implements RunStorage {
+  readonly runsPrefix = '';
+
   constructor(readonly root: string) {}
 
   private path(key: string): string {

@@ -5,6 +5,8 @@
  * gets at data files (on S3: a download into ephemeral storage; here: the files themselves).
  */
 export interface RunStorage {
+  /** The prefix run folders live under: `runs` in the bucket (a lifecycle rule expires it), none in a local report folder. */
+  readonly runsPrefix: string;
   put(key: string, body: string | Uint8Array): Promise<void>;
   /** The object as text, or undefined when it does not exist. */
   getText(key: string): Promise<string | undefined>;

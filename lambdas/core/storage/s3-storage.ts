@@ -7,6 +7,9 @@ import type { Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { RunStorage } from './run-storage';
 
+/** Every run's folder in the reports bucket is below this prefix (its lifecycle rule and the grants name it). */
+export const RUNS_PREFIX = 'runs';
+
 /** S3's most keys per DeleteObjects call. */
 const DELETE_BATCH = 1000;
 
@@ -18,6 +21,8 @@ const isMissing = (error: unknown): boolean => ['NoSuchKey', 'NotFound'].include
  * folder of its own that the caller's run removes with the process.
  */
 export class S3Storage implements RunStorage {
+  readonly runsPrefix = RUNS_PREFIX;
+
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { listenOnLoopback } from '../embedded-dynamodb';
+import type { ChangeLog } from './change-log';
 import { ShardLog } from './shard-log';
 import type { AttributeMap } from './shard-log';
 
@@ -19,6 +20,14 @@ export interface CaptureProxyOptions {
   readonly region: string;
   /** An existing shard log to append to; a new one otherwise. */
   readonly log?: ShardLog;
+  /**
+   * Where writes to the captured table and to `usersTableName` are also recorded, with their
+   * old and new images and write time (the local incremental export reads it). Writes to the
+   * users table go to this log only, never to the stream.
+   */
+  readonly changeLog?: ChangeLog;
+  /** The users table, whose writes the change log records as well (only with `changeLog`). */
+  readonly usersTableName?: string;
 }
 
 /** Answers chosen requests with a DynamoDB error instead of forwarding them (fault injection). */
@@ -80,13 +89,19 @@ interface ActiveFault {
  * record in the shard log before the client sees the response (so "the write returned" means
  * "the record is in the log"). Writes to the captured table go through one queue: nothing
  * can slip between the before-read, the write and the after-read, so the images are exact.
+ * With a change log, writes to the captured table and to the users table are recorded there
+ * too, the same way (through the same queue), before the client sees the response.
  * Writes that reach dynalite without passing through the proxy are not captured.
  */
 export async function startCaptureProxy(options: CaptureProxyOptions): Promise<CaptureProxy> {
   const upstream = new URL(options.upstreamEndpoint);
   const log = options.log ?? new ShardLog({ tableName: options.tableName, region: options.region });
   const faults: ActiveFault[] = [];
-  let keyAttributes: Promise<string[]> | undefined;
+  const changeLog = options.changeLog;
+  /** Tables whose writes are captured: the stream's, then the change log's other one. */
+  const capturedTables = [options.tableName];
+  if (changeLog && options.usersTableName && options.usersTableName !== options.tableName) capturedTables.push(options.usersTableName);
+  const keyAttributes = new Map<string, Promise<string[]>>();
   let writeQueue: Promise<unknown> = Promise.resolve();
 
   const forward = (method: string, path: string, headers: http.OutgoingHttpHeaders, body: Buffer) =>
@@ -124,29 +139,33 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     return JSON.parse(response.body.toString()) as Record<string, unknown>;
   };
 
-  const tableKeyAttributes = (): Promise<string[]> => {
-    keyAttributes ??= call('DescribeTable', { TableName: options.tableName }).then((answer) => {
-      const table = answer.Table as { KeySchema: Array<{ AttributeName: string }> };
-      return table.KeySchema.map((key) => key.AttributeName);
-    });
-    // A failed lookup (table not created yet) is retried by the next write.
-    keyAttributes.catch(() => (keyAttributes = undefined));
-    return keyAttributes;
+  const tableKeyAttributes = (tableName: string): Promise<string[]> => {
+    let names = keyAttributes.get(tableName);
+    if (!names) {
+      names = call('DescribeTable', { TableName: tableName }).then((answer) => {
+        const table = answer.Table as { KeySchema: Array<{ AttributeName: string }> };
+        return table.KeySchema.map((key) => key.AttributeName);
+      });
+      keyAttributes.set(tableName, names);
+      // A failed lookup (table not created yet) is retried by the next write.
+      names.catch(() => keyAttributes.delete(tableName));
+    }
+    return names;
   };
 
-  const readItem = async (key: AttributeMap): Promise<AttributeMap | undefined> => {
-    const answer = await call('GetItem', { TableName: options.tableName, Key: key, ConsistentRead: true });
+  const readItem = async (tableName: string, key: AttributeMap): Promise<AttributeMap | undefined> => {
+    const answer = await call('GetItem', { TableName: tableName, Key: key, ConsistentRead: true });
     return answer.Item as AttributeMap | undefined;
   };
 
-  /** The keys of captured-table items a write request names. */
-  const keysWritten = async (operation: string, input: Record<string, unknown>): Promise<AttributeMap[]> => {
+  /** The keys of one captured table's items a write request names. */
+  const keysWritten = async (tableName: string, operation: string, input: Record<string, unknown>): Promise<AttributeMap[]> => {
     const keyOf = async (item: AttributeMap): Promise<AttributeMap> => {
-      const names = await tableKeyAttributes();
+      const names = await tableKeyAttributes(tableName);
       return Object.fromEntries(names.filter((name) => item[name]).map((name) => [name, item[name] as AttributeMap[string]]));
     };
     if (operation === 'BatchWriteItem') {
-      const requests = (input.RequestItems as Record<string, unknown[]> | undefined)?.[options.tableName] ?? [];
+      const requests = (input.RequestItems as Record<string, unknown[]> | undefined)?.[tableName] ?? [];
       const keys = await Promise.all(
         (requests as Array<{ PutRequest?: { Item: AttributeMap }; DeleteRequest?: { Key: AttributeMap } }>).map((request) =>
           request.PutRequest ? keyOf(request.PutRequest.Item) : keyOf(request.DeleteRequest?.Key ?? {}),
@@ -155,7 +174,7 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
       const unique = new Map(keys.map((key) => [JSON.stringify(key), key]));
       return [...unique.values()];
     }
-    if (input.TableName !== options.tableName) return [];
+    if (input.TableName !== tableName) return [];
     return [await keyOf((operation === 'PutItem' ? input.Item : input.Key) as AttributeMap)];
   };
 
@@ -164,11 +183,13 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     input: Record<string, unknown>,
     send: () => Promise<UpstreamResponse>,
   ): Promise<UpstreamResponse> => {
-    let keys: AttributeMap[];
-    let before: Array<AttributeMap | undefined>;
+    const targets: Array<{ table: string; keys: AttributeMap[]; before: Array<AttributeMap | undefined> }> = [];
     try {
-      keys = await keysWritten(operation, input);
-      before = await Promise.all(keys.map(readItem));
+      for (const table of capturedTables) {
+        const keys = await keysWritten(table, operation, input);
+        if (keys.length === 0) continue;
+        targets.push({ table, keys, before: await Promise.all(keys.map((key) => readItem(table, key))) });
+      }
     } catch {
       // A write whose keys cannot even be read (no such table, a malformed key) is one dynalite
       // rejects as well: it is answered exactly as dynalite answers it.
@@ -176,8 +197,14 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
     }
     const response = await send();
     if (response.status === 200) {
-      const after = await Promise.all(keys.map(readItem));
-      keys.forEach((key, i) => log.append({ keys: key, oldImage: before[i], newImage: after[i] }));
+      for (const { table, keys, before } of targets) {
+        const after = await Promise.all(keys.map((key) => readItem(table, key)));
+        keys.forEach((key, i) => {
+          const change = { keys: key, oldImage: before[i], newImage: after[i] };
+          if (table === options.tableName) log.append(change);
+          changeLog?.append({ table, ...change });
+        });
+      }
     }
     return response;
   };
@@ -218,7 +245,7 @@ export async function startCaptureProxy(options: CaptureProxyOptions): Promise<C
 
     const send = () => forward(req.method ?? 'POST', req.url ?? '/', req.headers, body);
     let response: UpstreamResponse;
-    if (input && WRITE_OPERATIONS.has(operation) && tablesNamed(input).includes(options.tableName)) {
+    if (input && WRITE_OPERATIONS.has(operation) && tablesNamed(input).some((table) => capturedTables.includes(table))) {
       response = await serialized(() => captureWrite(operation, input, send));
     } else {
       response = await send();

@@ -3,10 +3,9 @@ import { ISSUE_KINDS } from '../../rules/plan';
 import type { RunStorage } from '../../storage/run-storage';
 import type { PlanBucketResult } from './plan-bucket';
 import type { RepairResult } from './repair-batch';
-import { runLayout, type ReportKind } from './layout';
+import { runFolderKey, runLayout, type ReportKind } from './layout';
 import type { SyncDeps } from '../../deps';
 import type { RunStatus, RunTrigger } from '../../runs/run-records';
-import { runFolder } from './prepare';
 import { parseRunRequest, type CaughtError, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
 import type { SnapshotResult } from './snapshot-tasks';
 
@@ -105,11 +104,11 @@ export interface FinalizeInput {
 }
 
 /** What a failed prepare leaves: the request, settled as prepare would have settled it. */
-function settledRun(deps: SyncDeps, run: PreparedRun | RunRequest): PreparedRun {
+function settledRun(deps: SyncDeps, storage: RunStorage, run: PreparedRun | RunRequest): PreparedRun {
   if ('folder' in run) return run;
   const now = deps.now();
   const request = parseRunRequest(run);
-  return { ...request, folder: runFolder(deps.config, request.runId), writes: false, dryRun: true, held: false, maxUserChanges: null, snapshotMode: deps.config.snapshotMode, snapshotAt: now, startedAt: now, segments: 0, buckets: 0, joinConcurrency: 1, repairConcurrency: 1, taskBudgetMs: null, pageSize: null };
+  return { ...request, folder: runFolderKey(storage, request.runId), writes: false, dryRun: true, held: false, maxUserChanges: null, snapshotMode: deps.config.snapshotMode, snapshotAt: now, startedAt: now, segments: 0, buckets: 0, joinConcurrency: 1, repairConcurrency: 1, taskBudgetMs: null, pageSize: null };
 }
 
 /**
@@ -119,7 +118,7 @@ function settledRun(deps: SyncDeps, run: PreparedRun | RunRequest): PreparedRun 
  * run that reached a cap holds later scheduled fixes, and the lock is released.
  */
 export async function finalizeRun({ deps, storage, runs }: RunTaskContext, input: FinalizeInput): Promise<FullRunResult> {
-  const run = settledRun(deps, input.run);
+  const run = settledRun(deps, storage, input.run);
   const layout = runLayout(run.folder);
   const partKeys = await storage.list(layout.parts);
   await assemble(storage, partKeys, 'issues', layout.issues);

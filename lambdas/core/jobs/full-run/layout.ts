@@ -4,6 +4,11 @@ export type ReportKind = 'issues' | 'changes';
 
 const pad = (value: number, width: number): string => String(value).padStart(width, '0');
 
+/** A run's folder in a run storage. */
+export function runFolderKey(storage: Pick<RunStorage, 'runsPrefix'>, runId: string): string {
+  return storageKey(storage.runsPrefix, runId);
+}
+
 /**
  * Where each stage of one full run keeps its files, below the run's folder in the run storage
  * (`<run id>` in the local report folder, `runs/<run id>` in the bucket on AWS). Stages pass

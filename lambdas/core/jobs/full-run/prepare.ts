@@ -1,17 +1,8 @@
-import type { SyncConfig } from '../../config';
 import { logger } from '../../observability';
 import { storageKey } from '../../storage/run-storage';
 import { backupUsersTable, exportUsersToStorage, type BackupReceipt } from '../../store/users-backup';
-import { runLayout } from './layout';
+import { runFolderKey, runLayout } from './layout';
 import { isReadOnlyMode, parseRunRequest, type PreparedRun, type RunState, type RunTaskContext, type ScanItem, type SkippedRun } from './run-request';
-
-/** On S3 every run lives under this prefix (a lifecycle rule expires it); locally the report folder holds run folders directly. */
-export const RUNS_PREFIX = 'runs';
-
-/** A run's folder in the run storage: below `runs/` in the bucket, directly in a local report folder. */
-export function runFolder(config: SyncConfig, runId: string): string {
-  return config.reportsBucket ? storageKey(RUNS_PREFIX, runId) : runId;
-}
 
 export type PrepareResult = RunState | SkippedRun;
 
@@ -42,7 +33,7 @@ export async function prepareRun({ deps, storage, runs }: RunTaskContext, input:
   const maxUserChanges = request.maxUserChanges !== undefined ? request.maxUserChanges : scheduled ? config.maxUserChangesPerRun : null;
   const segments = request.segments ?? config.scanSegments;
   const buckets = request.buckets ?? config.joinBuckets;
-  const folder = runFolder(config, request.runId);
+  const folder = runFolderKey(storage, request.runId);
   const run: PreparedRun = {
     runId: request.runId,
     mode: request.mode,
