@@ -322,11 +322,14 @@ export function runTaskEnvironment(config: DeployConfig, tables: TableNames, res
 }
 
 /** The health function also inspects the stream's failure queue. */
-export function healthEnvironment(config: DeployConfig, tables: TableNames, failureQueueUrl: string): Record<string, string> {
+export function healthEnvironment(config: DeployConfig, tables: TableNames, failureQueueUrl: string, runsTable: string): Record<string, string> {
   const syncInterval = scheduleIntervalMinutes(config.schedules.sync);
   return {
     ...lambdaEnvironment(config, tables),
     FAILURE_QUEUE_URL: failureQueueUrl,
+    // The run records it reads, and whether point-in-time recovery is required (export mode).
+    RUNS_TABLE: runsTable,
+    SNAPSHOT_MODE: snapshotModeOf(config),
     ...(syncInterval === undefined ? {} : { SYNC_INTERVAL_MINUTES: String(syncInterval) }),
   };
 }

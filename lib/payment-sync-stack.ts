@@ -41,6 +41,7 @@ export class PaymentSyncStack extends Stack {
       config,
       tables: this.tables,
       failureQueue: this.realtime.failureQueue,
+      runTable: this.reconciliation.runTable,
       functionDefaults,
     });
     this.monitoring = new Monitoring(this, 'Monitoring', {

@@ -176,9 +176,8 @@ export function undoExitCode(result: Pick<UndoResult, 'errors' | 'conflicts'>): 
 }
 
 /** `payment-undo <run id>`: the run's folder in the report directory, its users restored one by one. */
-async function runUndo(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void): Promise<{ summary: UndoResult; exitCode: number }> {
+async function runUndo(cli: CommandLine, deps: SyncDeps, say: (line: string) => void): Promise<{ summary: UndoResult; exitCode: number }> {
   const runId = cli.runId as string;
-  if (embedded) say('note: the embedded dynalite holds fresh demo data, not the tables the run wrote; point DYNAMODB_ENDPOINT or the table variables at them');
   const result = await undoRun(deps, new FolderStorage(cli.reportDir), { folder: runId, runId, dryRun: cli.dryRun });
   for (const user of result.users) {
     if (user.status === 'conflict' || user.status === 'not-found' || user.status === 'error') say(`  ${user.userId}: ${user.status}${user.error ? ` (${user.error})` : ''}`);
@@ -189,8 +188,12 @@ async function runUndo(cli: CommandLine, deps: SyncDeps, embedded: boolean, say:
   return { summary: result, exitCode: undoExitCode(result) };
 }
 
-export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean, say: (line: string) => void, log: LogFile = openLogFile(undefined)): Promise<{ summary: unknown; exitCode: number }> {
-  if (cli.command === 'undo') return runUndo(cli, deps, embedded, say);
+/**
+ * `embedded`: the command runs on the embedded default; given as the default itself, its
+ * capture of writes lets an hourly sync read only what changed.
+ */
+export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean | Pick<EmbeddedDefault, 'changeLog' | 'changesSince'>, say: (line: string) => void, log: LogFile = openLogFile(undefined)): Promise<{ summary: unknown; exitCode: number }> {
+  if (cli.command === 'undo') return runUndo(cli, deps, say);
   if (cli.command === 'release-hold') {
     const released = await new RunRecords(deps.client, deps.config.runsTable, deps.now).releaseHold();
     say(released ? `hold released (set by run ${released.runId} at ${released.setAt}: ${released.reason}); scheduled fixes write again` : 'no hold was in force');
@@ -202,7 +205,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
     // The health Lambda's checks, with the same readers (failure queue when configured, stream lag on AWS).
     const { readers, destroy } = createHealthReaders(deps.config);
     try {
-      const report = await checkHealth(deps, { expectStream: !embedded, ...readers });
+      const report = await checkHealth(deps, { expectStream: embedded === false, ...readers });
       const width = Math.max(...report.checks.map((check) => check.name.length));
       for (const check of report.checks) say(`  ${(check.status === 'fail' ? 'FAIL' : check.status).padEnd(4)} ${check.name.padEnd(width)}  ${check.detail}`);
       say(`health: ${report.status}`);
@@ -246,6 +249,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
           progress.update(update);
           stages.update(update);
         },
+        ...(typeof embedded === 'object' ? { changeLog: embedded.changeLog, changesSince: embedded.changesSince } : {}),
       },
     );
     progress.done();
@@ -334,7 +338,7 @@ async function runMain(argv: string[], env: NodeJS.ProcessEnv, log: LogFile): Pr
     logger.debug('configuration in effect', { config: configurationInEffect(config) });
     const deps = createSyncDeps(config);
     await assertTablesReachable(deps);
-    const { summary, exitCode } = await runCommand(cli, deps, embedded, say, log);
+    const { summary, exitCode } = await runCommand(cli, deps, local ?? false, say, log);
     if (cli.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     return exitCode;
   } catch (error) {

@@ -1,3 +1,4 @@
+import type { FullRunResult } from '../lambdas/core/jobs/full-run/finalize';
 import { ISSUE_KINDS } from '../lambdas/core/rules/plan';
 import type { RunSummary } from '../lambdas/core/report/report';
 
@@ -18,7 +19,15 @@ export function printSummary(summary: RunSummary & Record<string, unknown>, fold
   const { counts } = summary;
   const status = typeof summary.status === 'string' ? ` · ${summary.status}` : '';
   say(`run ${summary.runId} · ${summary.mode}${summary.dryRun ? ' · dry run (nothing written)' : ''}${status}`);
-  say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users${typeof summary.snapshotAt === 'string' ? ` (snapshot of ${summary.snapshotAt})` : ''}`);
+  const changes = summary.changes as FullRunResult['changes'];
+  if (changes) {
+    say(`  read only what changed: writes from ${changes.from} to ${changes.to} (since run ${changes.sinceRunId}, less the overlap): ${changes.changeLines} changed items`);
+    say(`  ${changes.candidates} candidates: ${changes.fromPayments} from payments, ${changes.fromUsers} from users' lists, ${changes.fromValidation} from ${changes.validationRunId ? `validation ${changes.validationRunId}` : 'a validation'}`);
+    say(`  confirmed ${counts.usersScanned} users (fresh read each), read ${counts.paymentsScanned} of their payments`);
+  } else {
+    if (typeof summary.fullBecause === 'string') say(`  a full run: ${summary.fullBecause}`);
+    say(`  scanned ${counts.paymentsScanned} payments, ${counts.usersScanned} users${typeof summary.snapshotAt === 'string' ? ` (snapshot of ${summary.snapshotAt})` : ''}`);
+  }
   say(`  fixed ${counts.usersFixed} users: +${counts.coursesAdded} courses, -${counts.coursesRemoved} revoked, -${counts.duplicatesRemoved} duplicates`);
   // What this run did about each fixable kind, so a fix's summary does not read like a validation's.
   const done: Partial<Record<(typeof ISSUE_KINDS)[number], string>> = summary.dryRun

@@ -46,6 +46,8 @@ export interface SyncConfig {
   readonly snapshotMode: SnapshotMode;
   /** Full runs: candidate files repaired at once (the repair Map's concurrency, the run's write rate). */
   readonly repairConcurrency: number;
+  /** Hourly syncs read what changed since the last completed sync's snapshot, less this overlap (minutes). */
+  readonly incrementalOverlapMinutes: number;
   /** Full runs: buckets joined at once (each a task with its own memory: 1 on one machine, more on Lambda). */
   readonly joinConcurrency: number;
   /** Run records, the run lock and the hold. */
@@ -242,6 +244,7 @@ export function loadConfig(env: Env = process.env): SyncConfig {
     snapshotMode: oneOf('SNAPSHOT_MODE', SNAPSHOT_MODES, 'scan'),
     repairConcurrency: int('REPAIR_CONCURRENCY', 2, 1, 1000),
     joinConcurrency: int('JOIN_CONCURRENCY', 1, 1, 1000),
+    incrementalOverlapMinutes: int('INCREMENTAL_OVERLAP_MINUTES', 15, 15, 720),
     runsTable: text('RUNS_TABLE', DEFAULT_RUNS_TABLE),
     reportsBucket: env.REPORTS_BUCKET?.trim() || undefined,
     syncStateMachineArn: env.SYNC_STATE_MACHINE_ARN?.trim() || undefined,

@@ -1,5 +1,6 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { healthEnvironment, type DeployConfig } from '../config';
@@ -10,6 +11,8 @@ export interface HealthCheckProps {
   readonly config: DeployConfig;
   readonly tables: PaymentTables;
   readonly failureQueue: sqs.IQueue;
+  /** The run records health reads (last sync, last validation, lock, hold). */
+  readonly runTable: dynamodb.ITable;
   readonly functionDefaults: SharedFunctionProps;
 }
 
@@ -26,7 +29,7 @@ export class HealthCheck extends Construct {
 
     this.handler = new SyncFunction(this, 'HealthFunction', {
       ...props.functionDefaults,
-      environment: healthEnvironment(config, tables.names, failureQueue.queueUrl),
+      environment: healthEnvironment(config, tables.names, failureQueue.queueUrl, props.runTable.tableName),
       handler: 'health',
       description: 'payment-sync: health check (tables, stream failures, recent runs)',
       memorySize: 256,
@@ -34,17 +37,21 @@ export class HealthCheck extends Construct {
     });
     const role = this.handler.role;
     tables.grantDescribe(role);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'PointInTimeRecovery', actions: ['dynamodb:DescribeContinuousBackups'], resources: [tables.payments.tableArn, tables.users.tableArn] }),
+    );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadRunRecords', actions: ['dynamodb:GetItem'], resources: [props.runTable.tableArn] }));
     failureQueue.grant(role, 'sqs:GetQueueAttributes');
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadMetrics',
-        actions: ['cloudwatch:GetMetricData', 'cloudwatch:GetMetricStatistics'],
+        actions: ['cloudwatch:GetMetricStatistics'],
         resources: ['*'],
       }),
     );
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'cloudwatch:GetMetricData and GetMetricStatistics support no resource-level permissions; read-only metric access.',
+      reason: 'cloudwatch:GetMetricStatistics supports no resource-level permissions; read-only metric access (the stream\'s processing lag).',
     });
 
     this.handler.addSchedule('Schedule', {

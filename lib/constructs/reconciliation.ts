@@ -87,10 +87,11 @@ export class Reconciliation extends Construct {
       scanSegment: task('run/scan-segment', 'one turn of a scan worker into the export layout', { memorySize: 1024 }),
       finishSnapshot: task('run/finish-snapshot', 'the snapshot manifests', { memorySize: 512, timeout: Duration.minutes(5) }),
       planBucket: task('run/plan-bucket', 'join and plan one bucket in DuckDB', { memorySize: JOIN_MEMORY_MB, duckDb: true }),
+      collectChanges: task('run/collect-changes', 'the hourly sync\'s candidates from what changed', { memorySize: 1024 }),
       repairBatch: task('run/repair-batch', 'confirm and repair one candidate file (writes users)', { memorySize: 512 }),
       finalize: task('run/finalize', 'report, summary, run record, hold, lock', { memorySize: 1024 }),
     };
-    const { prepare, scanSegment, finishSnapshot, planBucket, repairBatch, finalize } = this.tasks;
+    const { prepare, scanSegment, finishSnapshot, planBucket, collectChanges, repairBatch, finalize } = this.tasks;
     const runTable = (grantee: SyncFunction, sid: string, actions: string[]): void => {
       grantee.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [this.runTable.tableArn] }));
     };
@@ -101,6 +102,7 @@ export class Reconciliation extends Construct {
     this.grantRunFiles(scanSegment.role, ['s3:GetObject', 's3:PutObject']);
     this.grantRunFiles(finishSnapshot.role, ['s3:GetObject', 's3:PutObject']);
     this.grantRunFiles(planBucket.role, ['s3:GetObject', 's3:PutObject']);
+    this.grantRunFiles(collectChanges.role, ['s3:GetObject', 's3:PutObject']);
     tables.grantPerUserRead(repairBatch.role);
     tables.grantUserCoursesUpdate(repairBatch.role);
     runTable(repairBatch, 'RunUsage', ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
@@ -128,7 +130,7 @@ export class Reconciliation extends Construct {
       return stateMachine;
     };
     const fn = (construct: SyncFunction) => construct.function;
-    this.syncRun = machine('SyncRun', { prepare: fn(prepare), scanSegment: fn(scanSegment), finishSnapshot: fn(finishSnapshot), planBucket: fn(planBucket), repairBatch: fn(repairBatch), finalize: fn(finalize) }, 'payment-sync: a full sync run (fix, migrate, hourly and weekly schedules)');
+    this.syncRun = machine('SyncRun', { prepare: fn(prepare), scanSegment: fn(scanSegment), finishSnapshot: fn(finishSnapshot), planBucket: fn(planBucket), collectChanges: fn(collectChanges), repairBatch: fn(repairBatch), finalize: fn(finalize) }, 'payment-sync: a sync run (fix, migrate, hourly and weekly schedules)');
     this.validationRun = machine('ValidationRun', { prepare: fn(prepare), scanSegment: fn(scanSegment), finishSnapshot: fn(finishSnapshot), planBucket: fn(planBucket), finalize: fn(finalize) }, 'payment-sync: a full validation run (read-only: no repair step)');
     // The export writes into the bucket with the state machine's role.
     for (const stateMachine of [this.syncRun, this.validationRun]) {

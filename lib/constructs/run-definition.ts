@@ -3,7 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { RUNS_PREFIX } from '../../lambdas/core/storage/s3-storage';
+import { INCREMENTAL_FOLDER } from '../../lambdas/core/jobs/full-run/layout';
 
 /**
  * The names of the states that do work: the local runner binds each Task to its handler by
@@ -22,6 +22,13 @@ export const RUN_STATES = {
   startUsersExport: 'StartUsersExport',
   describeUsersExport: 'DescribeUsersExport',
   waitUsersExport: 'WaitUsersExport',
+  startPaymentsChanges: 'StartPaymentsChangesExport',
+  describePaymentsChanges: 'DescribePaymentsChangesExport',
+  waitPaymentsChanges: 'WaitPaymentsChangesExport',
+  startUsersChanges: 'StartUsersChangesExport',
+  describeUsersChanges: 'DescribeUsersChangesExport',
+  waitUsersChanges: 'WaitUsersChangesExport',
+  collectChanges: 'CollectChanges',
 } as const;
 
 /** The Lambda functions behind the Task states; a validation definition has no repair. */
@@ -31,6 +38,8 @@ export interface RunTaskFunctions {
   readonly finishSnapshot: lambda.IFunction;
   readonly planBucket: lambda.IFunction;
   readonly repairBatch?: lambda.IFunction;
+  /** The hourly sync's candidates from what changed (sync definition only, with repairBatch). */
+  readonly collectChanges?: lambda.IFunction;
   readonly finalize: lambda.IFunction;
 }
 
@@ -61,20 +70,47 @@ function lambdaTask(scope: Construct, id: string, fn: lambda.IFunction, props: P
   return task;
 }
 
-/** One table's export: start it, then wait and describe until it completes (or fails). */
-function exportBranch(scope: Construct, table: 'payments' | 'users', tableArn: string, bucketName: string): sfn.IChainable {
-  const names =
-    table === 'payments'
-      ? { start: RUN_STATES.startPaymentsExport, describe: RUN_STATES.describePaymentsExport, wait: RUN_STATES.waitPaymentsExport, done: 'PaymentsExported', failed: 'PaymentsExportFailed', check: 'PaymentsExportDone' }
-      : { start: RUN_STATES.startUsersExport, describe: RUN_STATES.describeUsersExport, wait: RUN_STATES.waitUsersExport, done: 'UsersExported', failed: 'UsersExportFailed', check: 'UsersExportDone' };
+type ExportKind = 'full' | 'changes';
+
+const EXPORT_NAMES = {
+  full: {
+    payments: { start: RUN_STATES.startPaymentsExport, describe: RUN_STATES.describePaymentsExport, wait: RUN_STATES.waitPaymentsExport, done: 'PaymentsExported', failed: 'PaymentsExportFailed', check: 'PaymentsExportDone' },
+    users: { start: RUN_STATES.startUsersExport, describe: RUN_STATES.describeUsersExport, wait: RUN_STATES.waitUsersExport, done: 'UsersExported', failed: 'UsersExportFailed', check: 'UsersExportDone' },
+  },
+  changes: {
+    payments: { start: RUN_STATES.startPaymentsChanges, describe: RUN_STATES.describePaymentsChanges, wait: RUN_STATES.waitPaymentsChanges, done: 'PaymentsChangesExported', failed: 'PaymentsChangesExportFailed', check: 'PaymentsChangesExportDone' },
+    users: { start: RUN_STATES.startUsersChanges, describe: RUN_STATES.describeUsersChanges, wait: RUN_STATES.waitUsersChanges, done: 'UsersChangesExported', failed: 'UsersChangesExportFailed', check: 'UsersChangesExportDone' },
+  },
+} as const;
+
+/**
+ * One table's export: start it, then wait and describe until it completes (or fails). A full
+ * export is the table at one time; `changes` is an incremental export of the run's window (both
+ * images of every item written in it: a payment moved between users names both).
+ */
+function exportBranch(scope: Construct, kind: ExportKind, table: 'payments' | 'users', tableArn: string, bucketName: string): sfn.IChainable {
+  const names = EXPORT_NAMES[kind][table];
+  const folder = kind === 'full' ? 'snapshot' : INCREMENTAL_FOLDER;
   const start = new tasks.CallAwsService(scope, names.start, {
     service: 'dynamodb',
     action: 'exportTableToPointInTime',
     parameters: {
       TableArn: tableArn,
       S3Bucket: bucketName,
-      S3Prefix: sfn.JsonPath.format(`${RUNS_PREFIX}/{}/snapshot/${table}`, sfn.JsonPath.stringAt('$.run.runId')),
+      // The run's folder (runs/<run id> in the bucket): the export lands next to the run's other files.
+      S3Prefix: sfn.JsonPath.format(`{}/${folder}/${table}`, sfn.JsonPath.stringAt('$.run.folder')),
       ExportFormat: 'DYNAMODB_JSON',
+      ...(kind === 'changes'
+        ? {
+            ExportType: 'INCREMENTAL_EXPORT',
+            // Timestamps in seconds since the epoch, as the API's JSON protocol takes them.
+            IncrementalExportSpecification: {
+              ExportFromTime: sfn.JsonPath.numberAt('$.run.changes.fromSeconds'),
+              ExportToTime: sfn.JsonPath.numberAt('$.run.changes.toSeconds'),
+              ExportViewType: 'NEW_AND_OLD_IMAGES',
+            },
+          }
+        : {}),
     },
     iamResources: [tableArn],
     resultSelector: { exportArn: sfn.JsonPath.stringAt('$.ExportDescription.ExportArn') },
@@ -95,7 +131,7 @@ function exportBranch(scope: Construct, table: 'payments' | 'users', tableArn: s
   });
   const check = new sfn.Choice(scope, names.check)
     .when(sfn.Condition.stringEquals('$.export.status', 'COMPLETED'), new sfn.Pass(scope, names.done, { outputPath: '$.export' }))
-    .when(sfn.Condition.stringEquals('$.export.status', 'FAILED'), new sfn.Fail(scope, names.failed, { error: 'ExportFailed', cause: `the ${table} table's export failed` }))
+    .when(sfn.Condition.stringEquals('$.export.status', 'FAILED'), new sfn.Fail(scope, names.failed, { error: 'ExportFailed', cause: `the ${table} table's ${kind === 'full' ? '' : 'incremental '}export failed` }))
     .otherwise(wait);
   return start.next(wait).next(describe).next(check);
 }
@@ -130,8 +166,8 @@ export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.
   scan.addCatch(finalize, toFinalize);
 
   const exportTables = new sfn.Parallel(scope, 'ExportTables', { resultPath: '$.exports' });
-  exportTables.branch(exportBranch(scope, 'payments', targets.paymentsTableArn, targets.bucketName));
-  exportTables.branch(exportBranch(scope, 'users', targets.usersTableArn, targets.bucketName));
+  exportTables.branch(exportBranch(scope, 'full', 'payments', targets.paymentsTableArn, targets.bucketName));
+  exportTables.branch(exportBranch(scope, 'full', 'users', targets.usersTableArn, targets.bucketName));
   exportTables.addCatch(finalize, toFinalize);
 
   const finishSnapshot = lambdaTask(scope, RUN_STATES.finishSnapshot, functions.finishSnapshot, { resultPath: '$.snapshot' });
@@ -149,6 +185,7 @@ export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.
   join.addCatch(finalize, toFinalize);
   finishSnapshot.next(join);
 
+  let changesPath: sfn.IChainable | undefined;
   if (functions.repairBatch) {
     // Buckets one after the other, each bucket's files at the run's repair concurrency.
     const repairFiles = new sfn.Map(scope, 'RepairFiles', {
@@ -167,11 +204,27 @@ export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.
     repair.addCatch(finalize, toFinalize);
     repair.next(finalize);
     join.next(new sfn.Choice(scope, 'Writes?').when(sfn.Condition.booleanEquals('$.run.writes', true), repair).otherwise(finalize));
+
+    if (functions.collectChanges) {
+      // The hourly sync: what changed in both tables since the last completed sync, its users
+      // confirmed through the repair (report-only while a hold is in force).
+      const exportChanges = new sfn.Parallel(scope, 'ExportChanges', { resultPath: '$.changes' });
+      exportChanges.branch(exportBranch(scope, 'changes', 'payments', targets.paymentsTableArn, targets.bucketName));
+      exportChanges.branch(exportBranch(scope, 'changes', 'users', targets.usersTableArn, targets.bucketName));
+      exportChanges.addCatch(finalize, toFinalize);
+      const collect = lambdaTask(scope, RUN_STATES.collectChanges, functions.collectChanges, { resultPath: '$.plans' });
+      collect.addCatch(finalize, toFinalize);
+      exportChanges.next(collect);
+      collect.next(repair);
+      changesPath = exportChanges;
+    }
   } else {
     join.next(finalize);
   }
 
-  const snapshot = new sfn.Choice(scope, 'SnapshotMode?').when(sfn.Condition.stringEquals('$.run.snapshotMode', 'export'), exportTables).otherwise(scan);
+  const snapshot = new sfn.Choice(scope, 'SnapshotMode?').when(sfn.Condition.stringEquals('$.run.snapshotMode', 'export'), exportTables);
+  if (changesPath) snapshot.when(sfn.Condition.stringEquals('$.run.snapshotMode', 'changes'), changesPath);
+  snapshot.otherwise(scan);
   const started = new sfn.Choice(scope, 'Skipped?').when(sfn.Condition.isPresent('$.skipped'), new sfn.Succeed(scope, 'RunSkipped')).otherwise(snapshot);
   return prepare.next(started);
 }

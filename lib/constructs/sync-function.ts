@@ -28,7 +28,7 @@ export const DUCKDB_BINDING = { package: '@duckdb/node-bindings-linux-x64', arch
 const DUCKDB_RUNTIME_PACKAGES = ['@duckdb/node-api', '@duckdb/node-bindings', DUCKDB_BINDING.package, 'detect-libc'];
 
 /** `lambdas/<name>/handler.ts`, or a state machine task's `lambdas/run/<task>.ts`. */
-export type HandlerName = 'stream' | 'sync' | 'validate' | 'health' | `run/${'prepare' | 'scan-segment' | 'finish-snapshot' | 'plan-bucket' | 'repair-batch' | 'finalize'}`;
+export type HandlerName = 'stream' | 'sync' | 'validate' | 'health' | `run/${'prepare' | 'scan-segment' | 'finish-snapshot' | 'plan-bucket' | 'collect-changes' | 'repair-batch' | 'finalize'}`;
 
 export interface SyncFunctionProps {
   /** Which of `lambdas/<name>/handler.ts` this function runs. */

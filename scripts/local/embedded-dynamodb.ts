@@ -2,8 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { loadConfig, type PaymentAttributes, type SyncConfig, type UserAttributes } from '../../lambdas/core/config';
-import { LOCAL_CREDENTIALS } from '../../lambdas/core/config';
+import { LOCAL_CREDENTIALS, loadConfig, type PaymentAttributes, type SyncConfig, type UserAttributes } from '../../lambdas/core/config';
 
 /** Credentials dynalite accepts (it never checks signatures): the configuration's local pair. */
 export { LOCAL_CREDENTIALS };

@@ -9,6 +9,7 @@ import { RunRecords } from '../../lambdas/core/runs/run-records';
 import { createStreamHandler } from '../../lambdas/stream/stream-batch';
 import { createTables, DEFAULT_TABLES, LOCAL_CREDENTIALS, localClient, startDynalite, type EmbeddedDynamo } from './embedded-dynamodb';
 import { generateDemoData, loadDemoData } from './demo-data';
+import { ChangeLog } from './stream/change-log';
 import { startLocalStream, type LocalStream } from './stream/local-stream';
 
 export interface LocalEnvironment {
@@ -22,7 +23,7 @@ export interface LocalEnvironment {
 }
 
 export interface LocalEnvironmentOptions {
-  /** Contract variables to add (attribute mapping, statuses, policy); tables keep the defaults. */
+  /** Contract variables to add (attribute mapping, statuses, policy, table names): the tables are created as they say. */
   readonly env?: Record<string, string>;
 }
 
@@ -84,6 +85,10 @@ const DATA_LAYOUT = {
   owner: 'owner.json',
   /** Written when the demo data is fully loaded: its absence means "seed (again)". */
   demo: 'demo.json',
+  /** Every write to both tables through the capture: the hourly sync's local change source. */
+  changes: 'changes',
+  /** When the change log began: an hourly sync can read changes from then on only. */
+  changesSince: 'changes-since.json',
   /** The local stream's failure destination (the SQS queue on AWS). */
   streamFailures: 'stream-failures.jsonl',
 } as const;
@@ -186,6 +191,10 @@ export interface EmbeddedDefault extends LocalEnvironment {
   readonly seededNow: boolean;
   /** The stream capture in front of dynalite (`endpoint` is its endpoint) and its delivery to the stream handler. */
   readonly stream: LocalStream;
+  /** Every write through `endpoint` to either table since the data was created: what an hourly sync reads. */
+  readonly changeLog: ChangeLog;
+  /** Epoch ms the change log covers from (older data kept in `.local/` had none). */
+  readonly changesSince: number;
   /** For the operator: which data this is and how to start over. */
   readonly notes: readonly string[];
 }
@@ -254,9 +263,13 @@ export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {})
         notes.push(`released the run lock of ${left.runId} (${left.mode}), left by a command that was stopped during its run`);
       }
     }
+    const changeLog = new ChangeLog(dataDir ? { folder: join(dataDir, DATA_LAYOUT.changes) } : {});
+    const changesSince = dataDir ? changeLogStart(join(dataDir, DATA_LAYOUT.changesSince)) : Date.now();
     const stream = await startLocalStream({
       upstreamEndpoint: dynamo.endpoint,
       paymentsTable: directConfig.paymentsTable,
+      usersTable: directConfig.usersTable,
+      changeLog,
       handler: createStreamHandler(createSyncDeps(directConfig, direct)),
       ...(dataDir && { failureFile: join(dataDir, DATA_LAYOUT.streamFailures) }),
     });
@@ -277,11 +290,19 @@ export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {})
         notes.push(`${users} demo users (seed ${seed}) asked for, not applied: the demo's size and seed take effect only when the data is created (npm run local:reset first)`);
       }
     }
-    return { endpoint: stream.endpoint, env, config, client, dataDir, demo, seededNow, stream, notes, close };
+    return { endpoint: stream.endpoint, env, config, client, dataDir, demo, seededNow, stream, changeLog, changesSince, notes, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** When the change log began, recorded the first time it is opened. */
+function changeLogStart(file: string): number {
+  if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { since: number }).since;
+  const since = Date.now();
+  writeFileSync(file, JSON.stringify({ since }));
+  return since;
 }
 
 /**

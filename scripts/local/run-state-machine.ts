@@ -10,10 +10,12 @@ import { planBucketTask, type PlanTaskInput } from '../../lambdas/core/jobs/full
 import { runFolderKey, runLayout } from '../../lambdas/core/jobs/full-run/layout';
 import { isSkipped, prepareRun } from '../../lambdas/core/jobs/full-run/prepare';
 import { repairBatchTask, type RepairTaskInput } from '../../lambdas/core/jobs/full-run/repair-batch';
+import { collectChanges, type CollectTaskInput } from '../../lambdas/core/jobs/full-run/collect-changes';
 import { isReadOnlyMode, type RunRequest, type RunTaskContext, type SkippedRun } from '../../lambdas/core/jobs/full-run/run-request';
 import { finishSnapshot, scanSegmentTurn, type ScanTurn, type SnapshotTaskInput } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
 import { RUN_STATES, runDefinition, type RunTaskFunctions } from '../../lib/constructs/run-definition';
 import { LOCAL_REGION } from './embedded-dynamodb';
+import { exportChanges, type ChangeLog } from './stream/change-log';
 
 export type RunStage = 'snapshot' | 'plan' | 'repair';
 
@@ -41,7 +43,7 @@ export function renderRunDefinition(writes: boolean): StateMachineDefinition {
     scanSegment: fn('scan-segment'),
     finishSnapshot: fn('finish-snapshot'),
     planBucket: fn('plan-bucket'),
-    ...(writes ? { repairBatch: fn('repair-batch') } : {}),
+    ...(writes ? { repairBatch: fn('repair-batch'), collectChanges: fn('collect-changes') } : {}),
     finalize: fn('finalize'),
   };
   const table = (name: string) => `arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT}:table/${name}`;
@@ -67,8 +69,40 @@ async function estimatedItems(ctx: RunTaskContext): Promise<number> {
 
 export interface LocalRunOptions {
   readonly onProgress?: (progress: RunProgress) => void;
+  /** The capture of writes to both tables: with it, an hourly sync reads only what changed (from `changesSince`). */
+  readonly changeLog?: ChangeLog;
+  readonly changesSince?: number;
   /** Called as each Task state starts, with its name and input: what a test counts (cursor turns) or breaks. */
   readonly onTask?: (state: string, input: unknown) => void | Promise<void>;
+}
+
+/** The local stand-in for an incremental export's ARN: the key of its manifest summary. */
+const LOCAL_EXPORT_ARN = 'local-capture:';
+
+/** What the state machine passes ExportTableToPointInTime for an incremental export (its Parameters). */
+interface ExportRequest {
+  readonly S3Prefix: string;
+  readonly IncrementalExportSpecification: { readonly ExportFromTime: number; readonly ExportToTime: number };
+}
+
+/**
+ * The local incremental export of one table, from the call's own parameters: the captured
+ * writes of the window, written under the prefix in the layout DynamoDB's export writes, and
+ * answered as ExportTableToPointInTime answers.
+ */
+async function exportCapturedChanges(ctx: RunTaskContext, changeLog: ChangeLog | undefined, request: ExportRequest, table: string): Promise<unknown> {
+  if (!changeLog) throw new EnvironmentError('an hourly sync by changes needs the local capture of writes (the embedded default has it)');
+  const { summaryKey } = await exportChanges(changeLog, ctx.storage, request.S3Prefix, {
+    table,
+    from: new Date(request.IncrementalExportSpecification.ExportFromTime * 1000),
+    to: new Date(request.IncrementalExportSpecification.ExportToTime * 1000),
+  });
+  return { ExportDescription: { ExportArn: `${LOCAL_EXPORT_ARN}${summaryKey}` } };
+}
+
+/** A local export is complete as soon as it is written. */
+function describeCapturedChanges(exportArn: string): unknown {
+  return { ExportDescription: { ExportArn: exportArn, ExportStatus: 'COMPLETED', ExportManifest: exportArn.slice(LOCAL_EXPORT_ARN.length) } };
 }
 
 const exportIsRemote = (): never => {
@@ -80,8 +114,10 @@ const exportIsRemote = (): never => {
  * under aws-local-stepfunctions, every Task bound in-process to the task function its Lambda
  * handler calls, with the local folder as the run's storage and the local run table.
  */
-export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRequest, options: LocalRunOptions = {}): Promise<FullRunResult | SkippedRun> {
-  if (ctx.deps.config.snapshotMode === 'export') exportIsRemote();
+export async function runStateMachineLocally(baseContext: RunTaskContext, request: RunRequest, options: LocalRunOptions = {}): Promise<FullRunResult | SkippedRun> {
+  if (baseContext.deps.config.snapshotMode === 'export') exportIsRemote();
+  const { changeLog } = options;
+  const ctx: RunTaskContext = changeLog ? { ...baseContext, changeSource: 'local-capture', changesSince: options.changesSince } : baseContext;
   const { onProgress } = options;
   const scanned = new Map<string, number>();
   const estimate = onProgress ? await estimatedItems(ctx) : 0;
@@ -91,7 +127,7 @@ export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRe
   const handlers: Record<string, (input: never) => Promise<unknown>> = {
     [RUN_STATES.prepare]: async (input: { run: unknown }) => {
       const prepared = await prepareRun(ctx, input);
-      if (!isSkipped(prepared)) onProgress?.({ stage: 'snapshot', done: 0, total: estimate, unit: 'items' });
+      if (!isSkipped(prepared) && prepared.run.snapshotMode !== 'changes') onProgress?.({ stage: 'snapshot', done: 0, total: estimate, unit: 'items' });
       return prepared;
     },
     [RUN_STATES.scanSegment]: (input: ScanTurn) =>
@@ -123,6 +159,11 @@ export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRe
       return repair;
     },
     [RUN_STATES.finalize]: (input: Parameters<typeof finalizeRun>[1]) => finalizeRun(ctx, input),
+    [RUN_STATES.collectChanges]: (input: CollectTaskInput) => collectChanges(ctx, input),
+    [RUN_STATES.startPaymentsChanges]: (input: ExportRequest) => exportCapturedChanges(ctx, changeLog, input, ctx.deps.config.paymentsTable),
+    [RUN_STATES.startUsersChanges]: (input: ExportRequest) => exportCapturedChanges(ctx, changeLog, input, ctx.deps.config.usersTable),
+    [RUN_STATES.describePaymentsChanges]: async (input: { ExportArn: string }) => describeCapturedChanges(input.ExportArn),
+    [RUN_STATES.describeUsersChanges]: async (input: { ExportArn: string }) => describeCapturedChanges(input.ExportArn),
     [RUN_STATES.startPaymentsExport]: async () => exportIsRemote(),
     [RUN_STATES.startUsersExport]: async () => exportIsRemote(),
     [RUN_STATES.describePaymentsExport]: async () => exportIsRemote(),
@@ -141,7 +182,12 @@ export async function runStateMachineLocally(ctx: RunTaskContext, request: RunRe
   const machine = new StateMachine(definitionFor(!isReadOnlyMode(request.mode)), { validationOptions: { checkArn: false } });
   const execution = machine.run(
     { run: request },
-    { overrides: { taskResourceLocalHandlers: bound as never, waitTimeOverrides: { [RUN_STATES.waitPaymentsExport]: 0, [RUN_STATES.waitUsersExport]: 0 } } },
+    {
+      overrides: {
+        taskResourceLocalHandlers: bound as never,
+        waitTimeOverrides: Object.fromEntries([RUN_STATES.waitPaymentsExport, RUN_STATES.waitUsersExport, RUN_STATES.waitPaymentsChanges, RUN_STATES.waitUsersChanges].map((state) => [state, 0])),
+      },
+    },
   );
   try {
     return (await execution.result) as unknown as FullRunResult | SkippedRun;

@@ -57,12 +57,13 @@ afterAll(() => removeOutput(synthesized));
 
 const template = () => synthesized.template;
 /** The template's resources by logical id (CloudFormation JSON). */
-const resources = () => template().toJSON().Resources; Properties: Record<string, any>; DeletionPolicy?: string; Metadata?: Record<string, any> }>;
+const resources = () => template().toJSON().Resources;
 const stack = () => synthesized.stack;
 const reconciliation = () => stack().reconciliation;
 const tasks = () => reconciliation().tasks;
-type TaskName = keyof ReturnType<typeof tasks>;
-const TASK_NAMES = ['prepare', 'scanSegment', 'finishSnapshot', 'planBucket', 'repairBatch', 'finalize'] as const satisfies readonly TaskName[];
+/** The state machines' task functions, as the construct names them. */
+const TASK_NAMES = ['prepare', 'scanSegment', 'finishSnapshot', 'planBucket', 'collectChanges', 'repairBatch', 'finalize'] as const;
+type TaskName = (typeof TASK_NAMES)[number];
 /** The functions people and schedules invoke. */
 const entryPoints = () => ({
   stream: stack().realtime.handler,
@@ -183,8 +184,8 @@ describe('reports bucket', () => {
 });
 
 describe('functions', () => {
-  it('runs all ten on Node 24, each with its own role and log group: the join task on x86_64 (the DuckDB binding shipped), every other on ARM64', () => {
-    template().resourceCountIs('AWS::Lambda::Function', 10);
+  it('runs all eleven on Node 24, each with its own role and log group: the join task on x86_64 (the DuckDB binding shipped), every other on ARM64', () => {
+    template().resourceCountIs('AWS::Lambda::Function', 11);
     const roles = new Set<string>();
     for (const [name, fn] of Object.entries(functions())) {
       template().hasResourceProperties('AWS::Lambda::Function', {
@@ -197,9 +198,9 @@ describe('functions', () => {
       });
       roles.add(logicalId(fn.role));
     }
-    expect(roles.size).toBe(10);
-    // Ten functions' and two state machines' log groups, all kept as configured.
-    template().resourceCountIs('AWS::Logs::LogGroup', 12);
+    expect(roles.size).toBe(11);
+    // Eleven functions' and two state machines' log groups, all kept as configured.
+    template().resourceCountIs('AWS::Logs::LogGroup', 13);
     template().allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
   });
 
@@ -219,6 +220,7 @@ describe('functions', () => {
       scanSegment: [1024, 900, undefined],
       finishSnapshot: [512, 300, undefined],
       planBucket: [3008, 900, 4096],
+      collectChanges: [1024, 900, undefined],
       repairBatch: [512, 900, undefined],
       finalize: [1024, 900, undefined],
     });
@@ -300,7 +302,7 @@ describe('functions', () => {
   it('bundles each handler with esbuild into one file with its source map (DuckDB stays outside, below)', () => {
     const outdir = synthesized.app.outdir;
     const bundles = readdirSync(outdir).filter((entry) => entry.startsWith('asset.') && existsSync(join(outdir, entry, 'index.js')));
-    expect(bundles).toHaveLength(10);
+    expect(bundles).toHaveLength(11);
     for (const bundle of bundles) {
       expect(existsSync(join(outdir, bundle, 'index.js.map'))).toBe(true);
       expect(readFileSync(join(outdir, bundle, 'index.js'), 'utf8')).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
@@ -347,7 +349,7 @@ describe('DuckDB in the join task’s asset', () => {
 
   it('ships no node_modules and no DuckDB with any other function (the sync and validate entry points included)', () => {
     const others = Object.entries(functions()).filter(([name]) => name !== 'planBucket');
-    expect(others).toHaveLength(9);
+    expect(others).toHaveLength(10);
     for (const [name, fn] of others) {
       const asset = assetDirectoryOf(synthesized, fn.function);
       expect([name, existsSync(join(asset, 'node_modules'))]).toEqual([name, false]);
@@ -420,6 +422,8 @@ describe('stream event source', () => {
 
 describe('the run state machines: shape', () => {
   const WORK_STATES = ['Prepare', 'ScanSegments', 'ExportTables', 'FinishSnapshot', 'JoinBuckets', 'RepairBuckets'];
+  /** The hourly sync's path by changes: sync runs only. */
+  const CHANGES_STATES = ['ExportChanges', RUN_STATES.collectChanges];
   const TO_FINALIZE = { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: RUN_STATES.finalize };
   const state = (definition: AslDefinition, name: string): AslState => {
     const found = statesOf(definition).get(name);
@@ -498,7 +502,7 @@ describe('the run state machines: shape', () => {
 
   it('catches every failure of every work state into Finalize (ResultPath $.error), which fails the execution for a failed run', () => {
     for (const [definition, work] of [
-      [syncRun(), WORK_STATES],
+      [syncRun(), [...WORK_STATES, ...CHANGES_STATES]],
       [validationRun(), WORK_STATES.filter((name) => name !== 'RepairBuckets')],
     ] as const) {
       // The top-level states that do work are exactly these, and each one's failure reaches Finalize.
@@ -522,7 +526,7 @@ describe('the run state machines: shape', () => {
     for (const definition of [syncRun(), validationRun()]) {
       const lambdaTasks = [...statesOf(definition).entries()].filter(([, candidate]) => candidate.Resource?.startsWith('«function:'));
       const expected: string[] = [RUN_STATES.prepare, RUN_STATES.scanSegment, RUN_STATES.finishSnapshot, RUN_STATES.planBucket, RUN_STATES.finalize];
-      if (definition.States.RepairBuckets) expected.push(RUN_STATES.repairBatch);
+      if (definition.States.RepairBuckets) expected.push(RUN_STATES.collectChanges, RUN_STATES.repairBatch);
       expect(lambdaTasks.map(([name]) => name).sort()).toEqual(expected.sort());
       for (const [name, task] of lambdaTasks) {
         const retrying = (error: string) => (task.Retry ?? []).find((retrier) => retrier.ErrorEquals.includes(error));
@@ -538,38 +542,61 @@ describe('the run state machines: shape', () => {
     }
   });
 
+  /**
+   * One table's export branch: start (the SDK integration, into runs/<run id>/<folder>/<table>)
+   * → wait → describe → back to wait until COMPLETED (a Pass ends the branch) or FAILED (Fail).
+   */
+  function expectExportLoop(definition: AslDefinition, table: 'payments' | 'users', names: { start: string; wait: string; describe: string }, folder: string, parameters: Record<string, unknown>): void {
+    const start = state(definition, names.start);
+    expect(start).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:exportTableToPointInTime',
+      Parameters: { TableArn: `«table:${table}»`, S3Bucket: '«bucket»', 'S3Prefix.$': `States.Format('runs/{}/${folder}/${table}', $.run.runId)`, ExportFormat: 'DYNAMODB_JSON', ...parameters },
+      Next: names.wait,
+    });
+    expect(state(definition, names.wait)).toMatchObject({ Type: 'Wait', Next: names.describe });
+    expect((state(definition, names.wait).Seconds as number) > 0).toBe(true);
+    const describe = state(definition, names.describe);
+    expect(describe).toMatchObject({ Type: 'Task', Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:describeExport', Parameters: { 'ExportArn.$': '$.export.exportArn' } });
+    const check = state(definition, describe.Next!);
+    expect(choose(check, { export: { status: 'IN_PROGRESS' } })).toBe(names.wait);
+    expect(state(definition, choose(check, { export: { status: 'COMPLETED' } }))).toMatchObject({ Type: 'Pass', End: true });
+    expect(state(definition, choose(check, { export: { status: 'FAILED' } })).Type).toBe('Fail');
+  }
+
   it('exports each table through the DynamoDB SDK integration: start → wait → describe → until COMPLETED (FAILED fails)', () => {
     for (const definition of [syncRun(), validationRun()]) {
       const exportTables = state(definition, 'ExportTables');
       expect(exportTables).toMatchObject({ Type: 'Parallel', ResultPath: '$.exports' });
       expect(exportTables.Branches!.map((branch) => branch.StartAt)).toEqual([RUN_STATES.startPaymentsExport, RUN_STATES.startUsersExport]);
-      for (const [table, names] of [
-        ['payments', { start: RUN_STATES.startPaymentsExport, wait: RUN_STATES.waitPaymentsExport, describe: RUN_STATES.describePaymentsExport }],
-        ['users', { start: RUN_STATES.startUsersExport, wait: RUN_STATES.waitUsersExport, describe: RUN_STATES.describeUsersExport }],
-      ] as const) {
-        const start = state(definition, names.start);
-        expect(start).toMatchObject({
-          Type: 'Task',
-          Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:exportTableToPointInTime',
-          Parameters: { TableArn: `«table:${table}»`, S3Bucket: '«bucket»', 'S3Prefix.$': `States.Format('runs/{}/snapshot/${table}', $.run.runId)`, ExportFormat: 'DYNAMODB_JSON' },
-          Next: names.wait,
-        });
-        expect(state(definition, names.wait)).toMatchObject({ Type: 'Wait', Next: names.describe });
-        expect((state(definition, names.wait).Seconds as number) > 0).toBe(true);
-        const describe = state(definition, names.describe);
-        expect(describe).toMatchObject({ Type: 'Task', Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:describeExport', Parameters: { 'ExportArn.$': '$.export.exportArn' } });
-        const check = state(definition, describe.Next!);
-        expect(choose(check, { export: { status: 'IN_PROGRESS' } })).toBe(names.wait);
-        expect(state(definition, choose(check, { export: { status: 'COMPLETED' } }))).toMatchObject({ Type: 'Pass', End: true });
-        expect(state(definition, choose(check, { export: { status: 'FAILED' } })).Type).toBe('Fail');
-      }
+      expectExportLoop(definition, 'payments', { start: RUN_STATES.startPaymentsExport, wait: RUN_STATES.waitPaymentsExport, describe: RUN_STATES.describePaymentsExport }, 'snapshot', {});
+      expectExportLoop(definition, 'users', { start: RUN_STATES.startUsersExport, wait: RUN_STATES.waitUsersExport, describe: RUN_STATES.describeUsersExport }, 'snapshot', {});
+      // A full export: the whole table at one time.
+      for (const name of [RUN_STATES.startPaymentsExport, RUN_STATES.startUsersExport]) expect(state(definition, name).Parameters).not.toHaveProperty('ExportType');
     }
+  });
+
+  it('reads only what changed in an hourly sync by changes: incremental exports of the run’s window → CollectChanges → RepairBuckets', () => {
+    const definition = syncRun();
+    expect(choose(state(definition, 'SnapshotMode?'), { run: { snapshotMode: 'changes' } })).toBe('ExportChanges');
+    const exportChanges = state(definition, 'ExportChanges');
+    expect(exportChanges).toMatchObject({ Type: 'Parallel', ResultPath: '$.changes', Next: RUN_STATES.collectChanges });
+    expect(exportChanges.Branches!.map((branch) => branch.StartAt)).toEqual([RUN_STATES.startPaymentsChanges, RUN_STATES.startUsersChanges]);
+    const incremental = {
+      ExportType: 'INCREMENTAL_EXPORT',
+      IncrementalExportSpecification: { 'ExportFromTime.$': '$.run.changes.fromSeconds', 'ExportToTime.$': '$.run.changes.toSeconds', ExportViewType: 'NEW_AND_OLD_IMAGES' },
+    };
+    expectExportLoop(definition, 'payments', { start: RUN_STATES.startPaymentsChanges, wait: RUN_STATES.waitPaymentsChanges, describe: RUN_STATES.describePaymentsChanges }, 'changes', incremental);
+    expectExportLoop(definition, 'users', { start: RUN_STATES.startUsersChanges, wait: RUN_STATES.waitUsersChanges, describe: RUN_STATES.describeUsersChanges }, 'changes', incremental);
+    // The candidates from the changes take the place of the join's plans, and go to the repair.
+    expect(state(definition, RUN_STATES.collectChanges)).toMatchObject({ Type: 'Task', Resource: '«function:collect-changes»', ResultPath: '$.plans', Next: 'RepairBuckets' });
   });
 
   it('has no repair at all in the ValidationRun: no RepairBuckets, RepairFiles or RepairBatch state, no repair function', () => {
     const states = statesOf(validationRun());
-    for (const name of ['RepairBuckets', 'RepairFiles', RUN_STATES.repairBatch, 'Writes?']) expect(states.has(name)).toBe(false);
+    for (const name of ['RepairBuckets', 'RepairFiles', RUN_STATES.repairBatch, 'Writes?', ...CHANGES_STATES]) expect([name, states.has(name)]).toEqual([name, false]);
     expect(JSON.stringify(validationRun())).not.toContain('«function:repair-batch»');
+    expect(JSON.stringify(validationRun())).not.toContain('«function:collect-changes»');
     expect(state(validationRun(), 'JoinBuckets').Next).toBe(RUN_STATES.finalize);
     expect(taskFunctionsOf(validationRun())).toEqual(['finalize', 'finishSnapshot', 'planBucket', 'prepare', 'scanSegment']);
     expect(taskFunctionsOf(syncRun())).toEqual([...TASK_NAMES].sort());
@@ -597,7 +624,7 @@ describe('the run state machines: the local definition is the synthesized one', 
   it.each([
     ['SyncRun', true],
     ['ValidationRun', false],
-  ] as const)('renderRunDefinition(%s) has the States tree of the synthesized %s, references aside', (machine, writes) => {
+  ] as const)('the synthesized %s and renderRunDefinition(%s) have the same States tree, references aside', (machine, writes) => {
     const synthesizedDefinition = machine === 'SyncRun' ? syncRun() : validationRun();
     const local = normalize(JSON.parse(JSON.stringify(renderRunDefinition(writes)))) as AslDefinition;
     expect(local.StartAt).toBe(synthesizedDefinition.StartAt);
@@ -650,6 +677,7 @@ describe('IAM: each function its own least-privilege role', () => {
       scanSegment: [...LOGS, 'dynamodb:Scan', 'dynamodb:DescribeTable', ...s3('GetObject', 'PutObject', 'ListBucket')],
       finishSnapshot: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
       planBucket: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
+      collectChanges: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
       repairBatch: [...LOGS, ...PER_USER_READ, 'dynamodb:UpdateItem', ...s3('GetObject', 'PutObject', 'ListBucket')],
       finalize: [...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', ...s3('GetObject', 'PutObject', 'DeleteObject', 'ListBucket')],
     };

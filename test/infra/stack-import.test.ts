@@ -1,9 +1,33 @@
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
 import { streamFilterPatterns } from '../../lambdas/stream/filter-criteria';
-import { actionsOf, logicalId, removeOutput, statementsOf, synthesize, type SynthesizedStack } from './stack-fixture';
+import { RUN_STATES } from '../../lib/constructs/run-definition';
+import {
+  actionsOf,
+  allowing,
+  definitionOf,
+  logicalId,
+  removeOutput,
+  resourcesAllowed,
+  roleIdsOf,
+  statementsOf,
+  statesOf,
+  synthesize,
+  type SynthesizedStack,
+  type TokenNamer,
+} from './stack-fixture';
 
 const STREAM_ARN = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-payments/stream/2024-05-01T00:00:00.000';
+const PAYMENTS_ARN = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-payments';
+const USERS_ARN = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-users';
+const IMPORTED_TABLES = {
+  mode: 'import',
+  paymentsTableName: 'lms-payments',
+  usersTableName: 'lms-users',
+  paymentsStreamArn: STREAM_ARN,
+  paymentsUserIndex: 'byUser-index',
+};
 
 /**
  * A prod stack next to the LMS's existing tables, configured the way DEPLOY.md shows: the
@@ -17,15 +41,10 @@ const CONTEXT = {
     attributes: { userKey: 'id', userCourses: 'courses', paymentStatus: 'transactionStatus' },
     statuses: { paid: ['settlement', 'lunas'] },
     schedules: { timeZone: 'Asia/Makassar', sync: 'rate(30 minutes)', validate: 'cron(0 3 * * ? *)', health: 'rate(5 minutes)' },
+    reports: { retentionDays: 400 },
     stages: {
       prod: {
-        tables: {
-          mode: 'import',
-          paymentsTableName: 'lms-payments',
-          usersTableName: 'lms-users',
-          paymentsStreamArn: STREAM_ARN,
-          paymentsUserIndex: 'byUser-index',
-        },
+        tables: IMPORTED_TABLES,
         alarms: { email: 'ops@example.com' },
       },
     },
@@ -41,24 +60,36 @@ afterAll(() => removeOutput(synthesized));
 
 const template = () => synthesized.template;
 const stack = () => synthesized.stack;
+const reconciliation = () => stack().reconciliation;
+const tasks = () => reconciliation().tasks;
 /** The ARNs a role may use an action on, as text (the partition reads `aws`). */
-const resourcesOf = (roleConstruct: Parameters<typeof logicalId>[0], action: string) =>
-  statementsOf(template(), logicalId(roleConstruct))
-    .filter((statement) => [statement.Action].flat().includes(action))
-    .flatMap((statement) => [statement.Resource].flat())
-    .map(arnText);
+const resourcesOf = (roleConstruct: IConstruct, action: string) => resourcesAllowed(statementsOf(template(), logicalId(roleConstruct)), action).map(arnText);
+const TASK_ENVIRONMENT_KEYS = ['SNAPSHOT_MODE', 'RUNS_TABLE', 'REPORTS_BUCKET'];
 
+/** An ARN as text: the partition reads `aws`, a reference to a resource of the stack `<LogicalId.Attribute>`. */
 function arnText(value: unknown): string {
   if (typeof value === 'string') return value;
-  const object = value as { Ref?: string; 'Fn::Join'?: [string, unknown[]] };
+  const object = value as { Ref?: string; 'Fn::Join'?: [string, unknown[]]; 'Fn::GetAtt'?: [string, string] };
   if (object.Ref === 'AWS::Partition') return 'aws';
+  if (object.Ref) return `<${object.Ref}>`;
+  if (object['Fn::GetAtt']) return `<${object['Fn::GetAtt'].join('.')}>`;
   if (object['Fn::Join']) return object['Fn::Join'][1].map(arnText).join(object['Fn::Join'][0]);
-  throw new Error(`not a literal ARN: ${JSON.stringify(value)}`);
+  throw new Error(`not an ARN: ${JSON.stringify(value)}`);
 }
 
+/** In an imported stack the run definition names the tables by ARN; functions and the bucket stay references. */
+const nameToken: TokenNamer = (token) => {
+  const text = JSON.stringify(token);
+  if (text === JSON.stringify({ Ref: 'AWS::Partition' })) return 'aws';
+  if (text === JSON.stringify({ Ref: logicalId(reconciliation().reports) })) return '«bucket»';
+  if (Object.values(tasks()).some((task) => text === JSON.stringify({ 'Fn::GetAtt': [logicalId(task.function), 'Arn'] }))) return '«function»';
+  throw new Error(`a reference the run definition should not hold: ${text}`);
+};
+
 describe('import mode (prod)', () => {
-  it('creates no table and deploys to the account and region of the payments stream', () => {
-    template().resourceCountIs('AWS::DynamoDB::Table', 0);
+  it('creates no payments or users table, only the run table, and deploys to the account and region of the payments stream', () => {
+    const tables = template().findResources('AWS::DynamoDB::Table');
+    expect(Object.keys(tables)).toEqual([logicalId(reconciliation().runTable)]);
     expect(stack().stackName).toBe('PaymentSync-prod');
     expect(stack().account).toBe('123456789012');
     expect(stack().region).toBe('ap-southeast-1');
@@ -76,7 +107,7 @@ describe('import mode (prod)', () => {
 
   it('passes the existing names and the attribute mapping to every function', () => {
     const functions = template().findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(4);
+    expect(Object.keys(functions)).toHaveLength(11);
     for (const fn of Object.values(functions)) {
       expect(fn.Properties.Environment.Variables).toMatchObject({
         DYNAMODB_PAYMENTS_TABLE: 'lms-payments',
@@ -91,30 +122,56 @@ describe('import mode (prod)', () => {
   });
 
   it('scopes every grant to the named tables, the index and the stream', () => {
-    const { realtime, reconciliation, health } = stack();
-    const usersArn = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-users';
-    const paymentsArn = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-payments';
-    expect(resourcesOf(realtime.handler.role, 'dynamodb:Query')).toEqual([`${paymentsArn}/index/byUser-index`]);
-    expect(resourcesOf(realtime.handler.role, 'dynamodb:UpdateItem')).toEqual([usersArn]);
+    const { realtime, health } = stack();
+    const { sync, validate } = reconciliation();
+    expect(resourcesOf(realtime.handler.role, 'dynamodb:Query')).toEqual([`${PAYMENTS_ARN}/index/byUser-index`]);
+    expect(resourcesOf(realtime.handler.role, 'dynamodb:UpdateItem')).toEqual([USERS_ARN]);
     expect(resourcesOf(realtime.handler.role, 'dynamodb:GetRecords')).toEqual([STREAM_ARN]);
-    expect(resourcesOf(reconciliation.validate.role, 'dynamodb:Scan').sort()).toEqual([paymentsArn, usersArn].sort());
-    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:Query')).toEqual([`${paymentsArn}/index/byUser-index`]);
-    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:GetItem')).toEqual([usersArn]);
-    expect(resourcesOf(reconciliation.sync.role, 'dynamodb:CreateBackup')).toEqual([]);
-    expect(resourcesOf(health.handler.role, 'dynamodb:DescribeTable').sort()).toEqual([paymentsArn, usersArn].sort());
-  });
-
-  it('limits the courses update to the mapped key and courses attributes', () => {
-    for (const fn of [stack().realtime.handler, stack().reconciliation.sync]) {
-      const update = statementsOf(template(), logicalId(fn.role)).find((statement) => statement.Action === 'dynamodb:UpdateItem');
-      expect(update?.Condition?.['ForAllValues:StringEquals']).toEqual({ 'dynamodb:Attributes': ['id', 'courses'] });
+    expect(resourcesOf(tasks().scanSegment.role, 'dynamodb:Scan').sort()).toEqual([PAYMENTS_ARN, USERS_ARN].sort());
+    for (const role of [sync.role, validate.role, tasks().repairBatch.role]) {
+      expect(resourcesOf(role, 'dynamodb:Query')).toEqual([`${PAYMENTS_ARN}/index/byUser-index`]);
     }
-    expect(actionsOf(statementsOf(template(), logicalId(stack().reconciliation.validate.role)))).not.toContain('dynamodb:UpdateItem');
+    expect(resourcesOf(tasks().repairBatch.role, 'dynamodb:UpdateItem')[0]).toBe(USERS_ARN);
+    expect(resourcesOf(sync.role, 'dynamodb:GetItem')).toContain(USERS_ARN);
+    expect(resourcesOf(sync.role, 'dynamodb:CreateBackup')).toEqual([]);
+    expect(resourcesOf(tasks().prepare.role, 'dynamodb:CreateBackup')).toEqual([USERS_ARN]);
+    expect(resourcesOf(health.handler.role, 'dynamodb:DescribeTable').sort()).toEqual([PAYMENTS_ARN, USERS_ARN].sort());
+    for (const machine of [reconciliation().syncRun, reconciliation().validationRun]) {
+      expect(resourcesOf(machine.role, 'dynamodb:ExportTableToPointInTime')).toEqual([PAYMENTS_ARN, USERS_ARN]);
+      expect(resourcesOf(machine.role, 'dynamodb:DescribeExport')).toEqual([`${PAYMENTS_ARN}/export/*`, `${USERS_ARN}/export/*`]);
+    }
   });
 
-  it('keeps prod logs a year and keeps them (and the alarm key) when the stack goes', () => {
+  it('exports the named tables in the run definitions', () => {
+    for (const machine of [reconciliation().syncRun, reconciliation().validationRun]) {
+      const states = statesOf(definitionOf(template(), logicalId(machine), nameToken));
+      expect(states.get(RUN_STATES.startPaymentsExport)?.Parameters).toMatchObject({ TableArn: PAYMENTS_ARN, S3Bucket: '«bucket»' });
+      expect(states.get(RUN_STATES.startUsersExport)?.Parameters).toMatchObject({ TableArn: USERS_ARN, S3Bucket: '«bucket»' });
+    }
+  });
+
+  it('limits the courses update to the mapped key and courses attributes; validation cannot update users', () => {
+    for (const fn of [stack().realtime.handler, reconciliation().sync, tasks().repairBatch]) {
+      const updates = allowing(statementsOf(template(), logicalId(fn.role)), 'dynamodb:UpdateItem', (resource) => arnText(resource) === USERS_ARN);
+      expect(updates).toHaveLength(1);
+      expect(updates[0]?.Condition?.['ForAllValues:StringEquals']).toEqual({ 'dynamodb:Attributes': ['id', 'courses'] });
+    }
+    const updaters = roleIdsOf(template()).filter((role) => allowing(statementsOf(template(), role), 'dynamodb:UpdateItem', (resource) => resource === '*' || arnText(resource) === USERS_ARN).length > 0);
+    expect(updaters.sort()).toEqual([stack().realtime.handler, reconciliation().sync, tasks().repairBatch].map((fn) => logicalId(fn.role)).sort());
+    expect(actionsOf(statementsOf(template(), logicalId(reconciliation().validate.role)))).not.toContain('dynamodb:UpdateItem');
+  });
+
+  it('keeps prod logs a year and keeps them, the alarm key, the run table and the reports bucket when the stack goes', () => {
     template().allResources('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain', Properties: { RetentionInDays: 365 } });
     template().hasResource('AWS::KMS::Key', { DeletionPolicy: 'Retain' });
+    const resources = template().toJSON().Resources;
+    expect(resources[logicalId(reconciliation().runTable)].DeletionPolicy).toBe('Retain');
+    expect(resources[logicalId(reconciliation().reports)].DeletionPolicy).toBe('Retain');
+  });
+
+  it('expires run folders after the configured retention', () => {
+    const rules = template().toJSON().Resources[logicalId(reconciliation().reports)].Properties.LifecycleConfiguration.Rules as unknown[];
+    expect(rules).toContainEqual(expect.objectContaining({ Prefix: 'runs/', ExpirationInDays: 400, Status: 'Enabled' }));
   });
 
   it('e-mails the alarms to the configured address', () => {
@@ -125,8 +182,9 @@ describe('import mode (prod)', () => {
     });
   });
 
-  it('schedules in the configured time zone and sizes alarm periods to the schedules', () => {
-    for (const expression of ['rate(30 minutes)', 'cron(0 3 * * ? *)', 'rate(5 minutes)']) {
+  it('schedules in the configured time zone (the weekly full fix on its default) and sizes alarm periods to the schedules', () => {
+    template().resourceCountIs('AWS::Scheduler::Schedule', 4);
+    for (const expression of ['rate(30 minutes)', 'cron(0 3 * * ? *)', 'rate(5 minutes)', 'cron(0 3 ? * SUN *)']) {
       template().hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: expression, ScheduleExpressionTimezone: 'Asia/Makassar' });
     }
     template().hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'RunCompleted', Period: 1800, EvaluationPeriods: 2 });
@@ -137,7 +195,36 @@ describe('import mode (prod)', () => {
     });
   });
 
+  it('snapshots by scan by default (imported tables may lack point-in-time recovery): SNAPSHOT_MODE=scan in every task function', () => {
+    for (const [name, task] of Object.entries(tasks())) {
+      const variables = template().toJSON().Resources[logicalId(task.function)].Properties.Environment.Variables;
+      expect([name, variables.SNAPSHOT_MODE]).toEqual([name, 'scan']);
+    }
+  });
+
   it('is cdk-nag clean', () => {
     expect(new AwsSolutionsChecks().validateScope(synthesized.app).violations).toEqual([]);
+  });
+});
+
+describe('import mode with paymentSync.sync.snapshotMode export', () => {
+  let exporting: SynthesizedStack | undefined;
+  beforeAll(() => {
+    // The template only: no asset is bundled.
+    exporting = synthesize({ ...CONTEXT, 'paymentSync.sync.snapshotMode': 'export' }, { bundle: false });
+  });
+  afterAll(() => removeOutput(exporting));
+
+  it('sets SNAPSHOT_MODE=export in every task function, and only there', () => {
+    const { stack: built, template: exportingTemplate } = exporting!;
+    const resources = exportingTemplate.toJSON().Resources;
+    const taskIds = Object.values(built.reconciliation.tasks).map((task) => logicalId(task.function));
+    expect(taskIds).toHaveLength(7);
+    for (const id of taskIds) expect(resources[id].Properties.Environment.Variables.SNAPSHOT_MODE).toBe('export');
+    for (const [id, fn] of Object.entries(exportingTemplate.findResources('AWS::Lambda::Function'))) {
+      if (!taskIds.includes(id)) expect([id, fn.Properties.Environment.Variables.SNAPSHOT_MODE]).toEqual([id, undefined]);
+      else for (const key of TASK_ENVIRONMENT_KEYS) expect(fn.Properties.Environment.Variables[key]).toBeDefined();
+    }
+    expect(new AwsSolutionsChecks().validateScope(exporting!.app).violations).toEqual([]);
   });
 });

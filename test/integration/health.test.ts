@@ -1,6 +1,6 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
-import type { SyncConfig } from '../../lambdas/core/config';
+import { loadConfig, type SyncConfig } from '../../lambdas/core/config';
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
 import { checkHealth, createHealthReaders, type HealthCheck, type HealthOptions, type HealthReport } from '../../lambdas/core/jobs/health';
 import { emptyCounts, emptyIssueCounts, type IssueCounts, type RunMode } from '../../lambdas/core/report/report';
@@ -163,23 +163,24 @@ describe('health against dynalite and the run table', () => {
   });
 
   test('degraded when the newest validation found missing courses or duplicates, naming the run and the snapshot time', async () => {
+    // The sync ran before the validation's snapshot: it did not fix what the validation found.
     await runs.finishRun(completed('cron-sync', 10));
     await runs.finishRun(completed('validate', 200));
-    const found = completed('cron-validate', 60, { issues: { missing: 3, duplicate: 1, unbacked: 7 } });
+    const found = completed('cron-validate', 5, { issues: { missing: 3, duplicate: 1, unbacked: 7 } });
     await runs.finishRun(found);
     const report = await health();
     expect(report.status).toBe('degraded');
     expect(notPassing(report)).toEqual({ lastValidation: 'warn' });
     expect(check(report, 'lastValidation').detail).toMatch(
-      new RegExp(`^validation run ${found.runId} \\(cron-validate\\) found 3 missing, 1 duplicate in the snapshot of ${found.snapshotAt} \\(63 min ago\\), not fixed since: npm run payment-fix`),
+      new RegExp(`^validation run ${found.runId} \\(cron-validate\\) found 3 missing, 1 duplicate in the snapshot of ${found.snapshotAt} \\(8 min ago\\), not fixed since: npm run payment-fix`),
     );
 
     // A newer manual validation that found nothing fixable wins over the older scheduled one.
-    const clean = completed('validate', 5, { issues: { unbacked: 7 } });
+    const clean = completed('validate', 1, { issues: { unbacked: 7 } });
     await runs.finishRun(clean);
     const after = await health();
     expect(after.status).toBe('healthy');
-    expect(check(after, 'lastValidation').detail).toBe(`validation run ${clean.runId} (validate) found 0 missing, 0 duplicate in the snapshot of ${clean.snapshotAt} (8 min ago)`);
+    expect(check(after, 'lastValidation').detail).toBe(`validation run ${clean.runId} (validate) found 0 missing, 0 duplicate in the snapshot of ${clean.snapshotAt} (4 min ago)`);
   });
 
   test('a validation\'s findings count as fixed only after a full fix from a later snapshot that repaired everything (not capped, not held)', async () => {
@@ -334,6 +335,9 @@ describe('health against dynalite and the run table', () => {
     test('a bad FAILURE_QUEUE_URL is a configuration error; good values are read, trimmed', () => {
       expect(configError({ ...tables.env, FAILURE_QUEUE_URL: 'failures' }).problems).toEqual(['FAILURE_QUEUE_URL must be an SQS queue URL, http(s) (got "failures")']);
       expect(configError({ ...tables.env, FAILURE_QUEUE_URL: 'failures', SYNC_INTERVAL_MINUTES: 'x' }).problems).toHaveLength(2);
+      const url = 'https://sqs.ap-southeast-1.amazonaws.com/123456789012/payment-sync-failures';
+      expect(loadConfig({ ...tables.env, FAILURE_QUEUE_URL: ` ${url} `, SYNC_INTERVAL_MINUTES: ' 30 ' })).toMatchObject({ failureQueueUrl: url, syncIntervalMinutes: 30 });
+      expect(loadConfig({ ...tables.env, FAILURE_QUEUE_URL: ' ', SYNC_INTERVAL_MINUTES: '' })).toMatchObject({ failureQueueUrl: undefined, syncIntervalMinutes: undefined });
     });
 
     test('the health Lambda does not start with a bad SYNC_INTERVAL_MINUTES; payment-cron-health exits 2 naming it', async () => {

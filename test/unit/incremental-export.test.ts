@@ -25,6 +25,7 @@ function spied(storage: RunStorage) {
   const textReads: string[] = [];
   const pathRequests: string[][] = [];
   const spy: RunStorage = {
+    runsPrefix: storage.runsPrefix,
     put: (key, body) => storage.put(key, body),
     getText: (key) => {
       textReads.push(key);
@@ -100,7 +101,9 @@ describe('what touchedUserIds refuses', () => {
   });
 
   test('a data file that is not gzip or is cut short fails the read (what it held is unknown), naming the file', async () => {
-    for (const body of [Buffer.from('{"Keys":{}}\n'), gzipSync('{"Keys":{"userId":{"S":"u1"}}}\n'.repeat(1000)).subarray(0, 200)]) {
+    const lines = Array.from({ length: 2000 }, (_, i) => `{"Keys":{"userId":{"S":"${createHash('sha1').update(String(i)).digest('hex')}"}}}\n`).join('');
+    const whole = gzipSync(lines);
+    for (const body of [Buffer.from(lines), whole.subarray(0, whole.length - 100)]) {
       const storage = runFolder();
       const summaryKey = await writeIncrementalExport(storage, 'x', [incrementalExportLine({ keys: { userId: { S: 'u1' } }, newImage: { userId: { S: 'u1' } }, writeTimeMicros: Date.parse('2025-11-01T12:30:00Z') * 1000 })], window);
       const [dataFile] = await storage.list('x/data');

@@ -7,6 +7,7 @@ import { LocalEventSourceMapping } from './event-source-mapping';
 import type { EventSourceMappingSettings, InvocationReport, StreamHandler } from './event-source-mapping';
 import { JsonlFailureDestination } from './failure-destination';
 import type { ShardLog } from './shard-log';
+import type { ChangeLog } from './change-log';
 
 export interface LocalStreamOptions {
   /** The dynalite endpoint. */
@@ -22,6 +23,9 @@ export interface LocalStreamOptions {
   readonly retryDelayMs?: number;
   readonly now?: () => number;
   readonly onInvocation?: (report: InvocationReport) => void;
+  /** Also record every write to both tables (the hourly sync's local change source). */
+  readonly changeLog?: ChangeLog;
+  readonly usersTable?: string;
 }
 
 export interface LocalStream {
@@ -46,6 +50,7 @@ export async function startLocalStream(options: LocalStreamOptions): Promise<Loc
     upstreamEndpoint: options.upstreamEndpoint,
     tableName: options.paymentsTable,
     region,
+    ...(options.changeLog ? { changeLog: options.changeLog, usersTableName: options.usersTable } : {}),
   });
   const mapping = new LocalEventSourceMapping({
     ...STREAM_EVENT_SOURCE_SETTINGS,

@@ -6,7 +6,8 @@ import type { RepairResult } from './repair-batch';
 import { runFolderKey, runLayout, type ReportKind } from './layout';
 import type { SyncDeps } from '../../deps';
 import type { RunStatus, RunTrigger } from '../../runs/run-records';
-import { parseRunRequest, type CaughtError, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
+import type { CollectResult } from './collect-changes';
+import { parseRunRequest, type CaughtError, type ChangeWindow, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
 import type { SnapshotResult } from './snapshot-tasks';
 
 /** How a full run ended: finalize closes every run, a failed one too. */
@@ -32,6 +33,20 @@ export interface FullRunResult extends RunSummary {
   readonly durationMs: number;
   /** Why a failed run failed: the failing state's error. */
   readonly error?: string;
+  /** An hourly sync that read only what changed: its window and where its candidates came from. */
+  readonly changes?: {
+    readonly from: string;
+    readonly to: string;
+    readonly sinceRunId: string;
+    readonly validationRunId: string | null;
+    readonly candidates: number;
+    readonly fromPayments: number;
+    readonly fromUsers: number;
+    readonly fromValidation: number;
+    readonly changeLines: number;
+  };
+  /** An hourly sync that ran in full, and why. */
+  readonly fullBecause?: string;
 }
 
 interface SummaryInput {
@@ -57,6 +72,11 @@ export function summarize(task: SummaryInput): FullRunResult {
     for (const kind of ISSUE_KINDS) issues[kind] += plan.issues[kind];
   }
   for (const repair of task.repairs) {
+    // An hourly sync reads nothing but its candidates: what they cost is what it scanned.
+    if (run.snapshotMode === 'changes') {
+      counts.usersScanned += repair.users;
+      counts.paymentsScanned += repair.paymentsRead;
+    }
     counts.usersFixed += repair.usersFixed;
     counts.coursesAdded += repair.coursesAdded;
     counts.coursesRemoved += repair.coursesRemoved;
@@ -81,6 +101,23 @@ export function summarize(task: SummaryInput): FullRunResult {
     finishedAt: new Date(task.finishedAt).toISOString(),
     durationMs: task.finishedAt - run.startedAt,
     ...(task.error ? { error: task.error } : {}),
+    ...(run.changes ? { changes: changesOf(run.changes, task.plans) } : {}),
+    ...(run.fullBecause ? { fullBecause: run.fullBecause } : {}),
+  };
+}
+
+function changesOf(window: ChangeWindow, plans: readonly PlanBucketResult[]): NonNullable<FullRunResult['changes']> {
+  const collected = plans.find((plan): plan is CollectResult => 'fromPayments' in plan);
+  return {
+    from: new Date(window.fromSeconds * 1000).toISOString(),
+    to: new Date(window.toSeconds * 1000).toISOString(),
+    sinceRunId: window.sinceRunId,
+    validationRunId: window.validationRunId,
+    candidates: collected?.candidates ?? 0,
+    fromPayments: collected?.fromPayments ?? 0,
+    fromUsers: collected?.fromUsers ?? 0,
+    fromValidation: collected?.fromValidation ?? 0,
+    changeLines: collected?.changeLines ?? 0,
   };
 }
 
@@ -108,7 +145,7 @@ function settledRun(deps: SyncDeps, storage: RunStorage, run: PreparedRun | RunR
   if ('folder' in run) return run;
   const now = deps.now();
   const request = parseRunRequest(run);
-  return { ...request, folder: runFolderKey(storage, request.runId), writes: false, dryRun: true, held: false, maxUserChanges: null, snapshotMode: deps.config.snapshotMode, snapshotAt: now, startedAt: now, segments: 0, buckets: 0, joinConcurrency: 1, repairConcurrency: 1, taskBudgetMs: null, pageSize: null };
+  return { ...request, folder: runFolderKey(storage, request.runId), writes: false, dryRun: true, held: false, maxUserChanges: null, snapshotMode: deps.config.snapshotMode, changes: null, fullBecause: null, snapshotAt: now, startedAt: now, segments: 0, buckets: 0, joinConcurrency: 1, repairConcurrency: 1, taskBudgetMs: null, pageSize: null };
 }
 
 /**
@@ -131,7 +168,7 @@ export async function finalizeRun({ deps, storage, runs }: RunTaskContext, input
     status: error ? 'failed' : 'completed',
     consumedCapacity: input.snapshot?.consumedCapacity ?? 0,
     finishedAt: deps.now(),
-    plans: await readResults<PlanBucketResult>(storage, resultKeys.filter((key) => key.includes('/plan-bucket-'))),
+    plans: await readResults<PlanBucketResult>(storage, resultKeys.filter((key) => key.includes('/plan-'))),
     repairs: await readResults<RepairResult>(storage, resultKeys.filter((key) => key.includes('/repair-'))),
     error,
   });

@@ -4,6 +4,9 @@ export type ReportKind = 'issues' | 'changes';
 
 const pad = (value: number, width: number): string => String(value).padStart(width, '0');
 
+/** Where an hourly sync's incremental exports go in its run folder (the export's S3 prefix on AWS). */
+export const INCREMENTAL_FOLDER = 'incremental';
+
 /** A run's folder in a run storage. */
 export function runFolderKey(storage: Pick<RunStorage, 'runsPrefix'>, runId: string): string {
   return storageKey(storage.runsPrefix, runId);
@@ -18,6 +21,8 @@ export function runLayout(folder: string) {
   return {
     folder,
     snapshot: storageKey(folder, 'snapshot'),
+    /** An hourly sync's incremental export of one table (the export's S3 prefix on AWS). */
+    incremental: (table: 'payments' | 'users') => storageKey(folder, INCREMENTAL_FOLDER, table),
     candidates: storageKey(folder, 'candidates'),
     candidateFile: (bucket: number, part: number) => storageKey(folder, 'candidates', `bucket-${pad(bucket, 4)}-part-${pad(part, 4)}.json`),
     parts: storageKey(folder, 'parts'),

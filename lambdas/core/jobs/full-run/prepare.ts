@@ -1,6 +1,7 @@
 import { logger } from '../../observability';
 import { storageKey } from '../../storage/run-storage';
 import { backupUsersTable, exportUsersToStorage, type BackupReceipt } from '../../store/users-backup';
+import { CHANGE_WINDOW_MODES, decideChangeWindow } from './change-window';
 import { runFolderKey, runLayout } from './layout';
 import { isReadOnlyMode, parseRunRequest, type PreparedRun, type RunState, type RunTaskContext, type ScanItem, type SkippedRun } from './run-request';
 
@@ -15,7 +16,7 @@ export function isSkipped<T extends object>(result: T | SkippedRun): result is S
  * one), the hold (a scheduled fix runs report-only while it is in force), the run record,
  * a backup before a migration writes, and the lists the Map states iterate.
  */
-export async function prepareRun({ deps, storage, runs }: RunTaskContext, input: { run: unknown }): Promise<PrepareResult> {
+export async function prepareRun({ deps, storage, runs, changeSource, changesSince }: RunTaskContext, input: { run: unknown }): Promise<PrepareResult> {
   const { config } = deps;
   const request = parseRunRequest(input.run);
   const lock = await runs.acquireLock(request.runId, request.mode);
@@ -34,6 +35,18 @@ export async function prepareRun({ deps, storage, runs }: RunTaskContext, input:
   const segments = request.segments ?? config.scanSegments;
   const buckets = request.buckets ?? config.joinBuckets;
   const folder = runFolderKey(storage, request.runId);
+  // The hourly sync reads only what changed when it can; it says why when it cannot.
+  const decision =
+    request.mode === 'cron-sync'
+      ? decideChangeWindow({
+          lastCompleted: Object.fromEntries(await Promise.all(CHANGE_WINDOW_MODES.map(async (mode) => [mode, await runs.lastCompleted(mode)] as const))),
+          changeSource: changeSource ?? (config.snapshotMode === 'export' ? 'incremental-export' : undefined),
+          changesSince,
+          now: startedAt,
+          overlapMinutes: config.incrementalOverlapMinutes,
+        })
+      : undefined;
+  const changes = decision && 'window' in decision ? decision.window : null;
   const run: PreparedRun = {
     runId: request.runId,
     mode: request.mode,
@@ -43,8 +56,11 @@ export async function prepareRun({ deps, storage, runs }: RunTaskContext, input:
     dryRun: !writes,
     held: hold !== undefined,
     maxUserChanges,
-    snapshotMode: config.snapshotMode,
-    snapshotAt: startedAt,
+    snapshotMode: changes ? 'changes' : config.snapshotMode,
+    changes,
+    fullBecause: decision && 'fullBecause' in decision ? decision.fullBecause : null,
+    // An hourly sync's findings describe the table as of its window's end.
+    snapshotAt: changes ? changes.toSeconds * 1000 : startedAt,
     startedAt,
     segments,
     buckets,
@@ -54,6 +70,7 @@ export async function prepareRun({ deps, storage, runs }: RunTaskContext, input:
     pageSize: request.pageSize ?? null,
   };
   if (hold) logger.warn('a hold is in force: this scheduled fix reports only', { hold });
+  if (run.fullBecause) logger.info('the hourly sync runs in full', { because: run.fullBecause });
 
   let backup: BackupReceipt | undefined;
   if (run.mode === 'migrate' && writes) {

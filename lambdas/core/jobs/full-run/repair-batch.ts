@@ -10,6 +10,8 @@ export interface RepairTask {
   readonly runId: string;
   readonly folder: string;
   readonly candidateKey: string;
+  /** Confirm and report only (an hourly sync under a hold). */
+  readonly dryRun: boolean;
   /** What is left of the run's caps when this batch starts. */
   readonly changesLeft: number | undefined;
   readonly revocationsLeft: number;
@@ -42,7 +44,7 @@ export async function repairBatch(deps: SyncDeps, storage: RunStorage, task: Rep
   if (text === undefined) throw new Error(`candidate file ${task.candidateKey} does not exist`);
   const userIds = JSON.parse(text) as string[];
   const limits = new RunLimits(task.changesLeft, task.revocationsLeft);
-  const outcomes = await reconcileUsers(deps, userIds, { dryRun: false, runId: task.runId, grace: true, limits }, REPAIR_CONCURRENCY);
+  const outcomes = await reconcileUsers(deps, userIds, { dryRun: task.dryRun, runId: task.runId, grace: true, limits }, REPAIR_CONCURRENCY);
 
   const stage = layout.repairStage(task.candidateKey);
   const issueLines = new PartWriter<IssueLine>(storage, (part) => layout.part(stage, 'issues', part));
@@ -92,6 +94,7 @@ export async function repairBatchTask({ deps, storage, runs }: RunTaskContext, i
     runId: run.runId,
     folder: run.folder,
     candidateKey,
+    dryRun: !run.writes,
     changesLeft: run.maxUserChanges === null ? undefined : Math.max(0, run.maxUserChanges - changesUsed),
     revocationsLeft: Math.max(0, deps.config.maxRevocationsPerRun - revocationsUsed),
   });

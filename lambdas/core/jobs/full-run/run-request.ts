@@ -7,11 +7,20 @@ import type { RunRecords, RunTrigger } from '../../runs/run-records';
 import type { SnapshotTable } from '../../snapshot/scan-snapshot';
 import type { RunStorage } from '../../storage/run-storage';
 
+export type ChangeSource = 'incremental-export' | 'local-capture';
+
 /** What every task of a full run works with: the tables, the run's storage and the run table. */
 export interface RunTaskContext {
   readonly deps: SyncDeps;
   readonly storage: RunStorage;
   readonly runs: RunRecords;
+  /**
+   * Where an hourly sync's changes come from: DynamoDB's incremental export (needs point-in-time
+   * recovery: the default under `SNAPSHOT_MODE=export`) or, locally, the capture of writes.
+   */
+  readonly changeSource?: ChangeSource;
+  /** Epoch ms the change source covers from (the local capture's start); a window starting earlier means a full run. */
+  readonly changesSince?: number;
 }
 
 const RUN_MODES = ['validate', 'fix', 'migrate', 'cron-sync', 'cron-validate'] as const satisfies readonly RunMode[];
@@ -61,7 +70,11 @@ export interface PreparedRun {
   /** A hold made this scheduled fix report-only. */
   readonly held: boolean;
   readonly maxUserChanges: number | null;
-  readonly snapshotMode: SnapshotMode;
+  /** `changes`: an hourly sync that reads only what changed (`changes` says since when). */
+  readonly snapshotMode: SnapshotMode | 'changes';
+  readonly changes: ChangeWindow | null;
+  /** Why an hourly sync ran as a full run instead (no completed sync yet, too old, no change source). */
+  readonly fullBecause: string | null;
   /** Epoch ms: the snapshot's time, which the grace window is measured from. */
   readonly snapshotAt: number;
   readonly startedAt: number;
@@ -72,6 +85,17 @@ export interface PreparedRun {
   readonly repairConcurrency: number;
   readonly taskBudgetMs: number | null;
   readonly pageSize: number | null;
+}
+
+/** The window an hourly sync reads: [from, to), and what else it confirms. */
+export interface ChangeWindow {
+  /** Epoch seconds, as the export API takes them. */
+  readonly fromSeconds: number;
+  readonly toSeconds: number;
+  /** The completed sync whose snapshot the window starts from (less the overlap). */
+  readonly sinceRunId: string;
+  /** A validation after that sync: its unfixed findings are candidates too. */
+  readonly validationRunId: string | null;
 }
 
 export interface ScanItem {
