@@ -54,6 +54,19 @@ export class ShardLog {
     return this.records[index];
   }
 
+  /**
+   * The records from `startSequenceNumber` to `endSequenceNumber`, both included and compared
+   * as numbers, in order: what GetRecords reads from an iterator AT_SEQUENCE_NUMBER the start.
+   */
+  between(startSequenceNumber: string, endSequenceNumber: string): DynamoDBRecord[] {
+    const start = BigInt(startSequenceNumber);
+    const end = BigInt(endSequenceNumber);
+    return this.records.filter((record) => {
+      const sequence = BigInt(record.dynamodb?.SequenceNumber ?? '-1');
+      return sequence >= start && sequence <= end;
+    });
+  }
+
   /** Appends the change as the next record and tells every subscriber. Returns `undefined` for no change. */
   append(change: ItemChange): DynamoDBRecord | undefined {
     const { oldImage, newImage } = change;
