@@ -36,7 +36,7 @@ export class PaymentSyncStack extends Stack {
     };
 
     this.realtime = new RealtimeSync(this, 'Realtime', { config, tables: this.tables, functionDefaults });
-    this.reconciliation = new Reconciliation(this, 'Reconciliation', { config, tables: this.tables, functionDefaults, removalPolicy: disposable });
+    this.reconciliation = new Reconciliation(this, 'Reconciliation', { config, tables: this.tables, functionDefaults, removalPolicy: disposable, failureQueue: this.realtime.failureQueue });
     this.health = new HealthCheck(this, 'Health', {
       config,
       tables: this.tables,

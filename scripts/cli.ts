@@ -5,7 +5,6 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { loadConfig, type SyncConfig } from '../lambdas/core/config';
 import { createSyncDeps, type SyncDeps } from '../lambdas/core/deps';
 import { ConfigError, EnvironmentError } from '../lambdas/core/errors';
-import { runLayout } from '../lambdas/core/jobs/full-run/layout';
 import { isSkipped } from '../lambdas/core/jobs/full-run/prepare';
 import { checkHealth, createHealthReaders } from '../lambdas/core/jobs/health';
 import { RUN_ID_PATTERN, undoRun, type UndoResult } from '../lambdas/core/jobs/undo';
@@ -14,7 +13,6 @@ import { FolderSink } from '../lambdas/core/report/folder-sink';
 import { newRunId, type RunMode, type RunSummary } from '../lambdas/core/report/report';
 import { FolderStorage } from '../lambdas/core/storage/folder-storage';
 import { RunRecords } from '../lambdas/core/runs/run-records';
-import type { BackupReceipt } from '../lambdas/core/store/users-backup';
 import { logger } from '../lambdas/core/observability';
 import { describeTable, dynamoLocation } from '../lambdas/core/store/table-checks';
 import { checkEnvironment, printEnvChecks } from './env-check';
@@ -192,7 +190,7 @@ async function runUndo(cli: CommandLine, deps: SyncDeps, say: (line: string) => 
  * `embedded`: the command runs on the embedded default; given as the default itself, its
  * capture of writes lets an hourly sync read only what changed.
  */
-export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean | Pick<EmbeddedDefault, 'changeLog' | 'changesSince'>, say: (line: string) => void, log: LogFile = openLogFile(undefined)): Promise<{ summary: unknown; exitCode: number }> {
+export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boolean | Pick<EmbeddedDefault, 'changeLog' | 'changesSince' | 'streamFailures'>, say: (line: string) => void, log: LogFile = openLogFile(undefined)): Promise<{ summary: unknown; exitCode: number }> {
   if (cli.command === 'undo') return runUndo(cli, deps, say);
   if (cli.command === 'release-hold') {
     const released = await new RunRecords(deps.client, deps.config.runsTable, deps.now).releaseHold();
@@ -249,7 +247,7 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
           progress.update(update);
           stages.update(update);
         },
-        ...(typeof embedded === 'object' ? { changeLog: embedded.changeLog, changesSince: embedded.changesSince } : {}),
+        ...(typeof embedded === 'object' ? { changeLog: embedded.changeLog, changesSince: embedded.changesSince, streamFailures: embedded.streamFailures } : {}),
       },
     );
     progress.done();
@@ -258,12 +256,10 @@ export async function runCommand(cli: CommandLine, deps: SyncDeps, embedded: boo
       say(`skipped: run ${outcome.skipped.runningRunId} (${outcome.skipped.mode}) is in progress since ${outcome.skipped.since}; two full runs never overlap`);
       return { summary: outcome, exitCode: EXIT.couldNotRun };
     }
-    const backup = await storage.getText(runLayout(runId).backup);
-    if (backup) {
-      const receipt = JSON.parse(backup) as BackupReceipt;
-      say(`backup of ${deps.config.usersTable} before migrating: ${receipt.kind} ${receipt.kind === 'file' ? join(cli.reportDir, receipt.location) : receipt.location}`);
-    }
-    summary = { ...outcome };
+    // A backup file's location is a key of the report folder: as a path, for the person reading it.
+    const backup = outcome.backup && (outcome.backup.kind === 'file' ? { ...outcome.backup, location: join(cli.reportDir, outcome.backup.location) } : outcome.backup);
+    if (backup) say(`backup of ${deps.config.usersTable} before migrating: ${backup.kind} ${backup.location}`);
+    summary = { ...outcome, ...(backup ? { backup } : {}) };
   }
   printSummary(summary, folder, say);
   return { summary, exitCode: exitCodeOf(summary) };

@@ -22,7 +22,8 @@ export function printSummary(summary: RunSummary & Record<string, unknown>, fold
   const changes = summary.changes as FullRunResult['changes'];
   if (changes) {
     say(`  read only what changed: writes from ${changes.from} to ${changes.to} (since run ${changes.sinceRunId}, less the overlap): ${changes.changeLines} changed items`);
-    say(`  ${changes.candidates} candidates: ${changes.fromPayments} from payments, ${changes.fromUsers} from users' lists, ${changes.fromValidation} from ${changes.validationRunId ? `validation ${changes.validationRunId}` : 'a validation'}`);
+    say(`  ${changes.candidates} candidates: ${changes.fromPayments} from payments, ${changes.fromUsers} from users' lists, ${changes.fromValidation} from ${changes.validationRunId ? `validation ${changes.validationRunId}` : 'a validation'}, ${changes.fromFailures} from the stream's failures`);
+    if (changes.unreadableFailures > 0) say(`  ${changes.unreadableFailures} failure records are no longer in the stream: the weekly full fix covers their users (purge the queue after it)`);
     say(`  confirmed ${counts.usersScanned} users (fresh read each), read ${counts.paymentsScanned} of their payments`);
   } else {
     if (typeof summary.fullBecause === 'string') say(`  a full run: ${summary.fullBecause}`);

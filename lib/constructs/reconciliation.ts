@@ -3,6 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { MAX_RUN_HOURS } from '../../lambdas/core/runs/run-records';
@@ -20,6 +21,8 @@ export interface ReconciliationProps {
   readonly tables: PaymentTables;
   readonly functionDefaults: SharedFunctionProps;
   readonly removalPolicy: RemovalPolicy;
+  /** The stream's failure queue: the hourly sync reads (never deletes) its messages for candidates. */
+  readonly failureQueue: sqs.IQueue;
 }
 
 /** The run table's items are keyed `pk` (run#id, lock, hold, last#mode); old runs expire by TTL. */
@@ -72,14 +75,14 @@ export class Reconciliation extends Construct {
     });
     const resources: RunResources = { runsTable: this.runTable.tableName, reportsBucket: this.reports.bucketName };
 
-    const task = (handler: HandlerName, description: string, sizing: { memorySize: number; timeout?: Duration; duckDb?: boolean }): SyncFunction =>
+    const task = (handler: HandlerName, description: string, sizing: { memorySize: number; timeout?: Duration; duckDb?: boolean; environment?: Record<string, string> }): SyncFunction =>
       new SyncFunction(this, `${handler.replace('run/', '').replace(/(^|-)(\w)/g, (_, _dash, c: string) => c.toUpperCase())}Task`, {
         ...functionDefaults,
         handler,
         description: `payment-sync run task: ${description}`,
         memorySize: sizing.memorySize,
         timeout: sizing.timeout ?? Duration.minutes(15),
-        environment: runTaskEnvironment(config, tables.names, resources, sizing.duckDb ? sizing.memorySize : undefined),
+        environment: { ...runTaskEnvironment(config, tables.names, resources, sizing.duckDb ? sizing.memorySize : undefined), ...sizing.environment },
         ...(sizing.duckDb ? { usesDuckDb: true, ephemeralStorageSize: Size.gibibytes(4) } : {}),
       });
     this.tasks = {
@@ -87,7 +90,7 @@ export class Reconciliation extends Construct {
       scanSegment: task('run/scan-segment', 'one turn of a scan worker into the export layout', { memorySize: 1024 }),
       finishSnapshot: task('run/finish-snapshot', 'the snapshot manifests', { memorySize: 512, timeout: Duration.minutes(5) }),
       planBucket: task('run/plan-bucket', 'join and plan one bucket in DuckDB', { memorySize: JOIN_MEMORY_MB, duckDb: true }),
-      collectChanges: task('run/collect-changes', 'the hourly sync\'s candidates from what changed', { memorySize: 1024 }),
+      collectChanges: task('run/collect-changes', 'the hourly sync\'s candidates from what changed', { memorySize: 1024, environment: { FAILURE_QUEUE_URL: props.failureQueue.queueUrl } }),
       repairBatch: task('run/repair-batch', 'confirm and repair one candidate file (writes users)', { memorySize: 512 }),
       finalize: task('run/finalize', 'report, summary, run record, hold, lock', { memorySize: 1024 }),
     };
@@ -103,6 +106,13 @@ export class Reconciliation extends Construct {
     this.grantRunFiles(finishSnapshot.role, ['s3:GetObject', 's3:PutObject']);
     this.grantRunFiles(planBucket.role, ['s3:GetObject', 's3:PutObject']);
     this.grantRunFiles(collectChanges.role, ['s3:GetObject', 's3:PutObject']);
+    // The failure queue's messages name stream records: received (hidden for the run), never deleted, then read from the stream.
+    collectChanges.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'ReadFailureQueue', actions: ['sqs:ReceiveMessage'], resources: [props.failureQueue.queueArn] }));
+    if (tables.payments.tableStreamArn) {
+      collectChanges.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ sid: 'ReadFailedStreamRecords', actions: ['dynamodb:GetShardIterator', 'dynamodb:GetRecords'], resources: [tables.payments.tableStreamArn] }),
+      );
+    }
     tables.grantPerUserRead(repairBatch.role);
     tables.grantUserCoursesUpdate(repairBatch.role);
     runTable(repairBatch, 'RunUsage', ['dynamodb:GetItem', 'dynamodb:UpdateItem']);

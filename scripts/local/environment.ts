@@ -9,7 +9,9 @@ import { RunRecords } from '../../lambdas/core/runs/run-records';
 import { createStreamHandler } from '../../lambdas/stream/stream-batch';
 import { createTables, DEFAULT_TABLES, LOCAL_CREDENTIALS, localClient, startDynalite, type EmbeddedDynamo } from './embedded-dynamodb';
 import { generateDemoData, loadDemoData } from './demo-data';
+import type { FailedStreamRecords } from '../../lambdas/core/stream-failures/failed-users';
 import { ChangeLog } from './stream/change-log';
+import { LocalStreamFailures } from './stream/local-stream-failures';
 import { startLocalStream, type LocalStream } from './stream/local-stream';
 
 export interface LocalEnvironment {
@@ -195,6 +197,8 @@ export interface EmbeddedDefault extends LocalEnvironment {
   readonly changeLog: ChangeLog;
   /** Epoch ms the change log covers from (older data kept in `.local/` had none). */
   readonly changesSince: number;
+  /** The local stream's failure file, read against this process's stream (records of an earlier process's stream are gone). */
+  readonly streamFailures: FailedStreamRecords | undefined;
   /** For the operator: which data this is and how to start over. */
   readonly notes: readonly string[];
 }
@@ -274,6 +278,7 @@ export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {})
       ...(dataDir && { failureFile: join(dataDir, DATA_LAYOUT.streamFailures) }),
     });
     cleanups.push(() => stream.stop());
+    const streamFailures = dataDir ? new LocalStreamFailures(join(dataDir, DATA_LAYOUT.streamFailures), stream.log) : undefined;
     const env = embeddedEnv(stream.endpoint);
     const config = loadConfig(env);
     const client = localClient(stream.endpoint);
@@ -290,7 +295,7 @@ export async function startEmbeddedDefault(options: EmbeddedDefaultOptions = {})
         notes.push(`${users} demo users (seed ${seed}) asked for, not applied: the demo's size and seed take effect only when the data is created (npm run local:reset first)`);
       }
     }
-    return { endpoint: stream.endpoint, env, config, client, dataDir, demo, seededNow, stream, changeLog, changesSince, notes, close };
+    return { endpoint: stream.endpoint, env, config, client, dataDir, demo, seededNow, stream, changeLog, changesSince, streamFailures, notes, close };
   } catch (error) {
     await close();
     throw error;

@@ -14,6 +14,7 @@ import { collectChanges, type CollectTaskInput } from '../../lambdas/core/jobs/f
 import { isReadOnlyMode, type RunRequest, type RunTaskContext, type SkippedRun } from '../../lambdas/core/jobs/full-run/run-request';
 import { finishSnapshot, scanSegmentTurn, type ScanTurn, type SnapshotTaskInput } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
 import { RUN_STATES, runDefinition, type RunTaskFunctions } from '../../lib/constructs/run-definition';
+import type { FailedStreamRecords } from '../../lambdas/core/stream-failures/failed-users';
 import { LOCAL_REGION } from './embedded-dynamodb';
 import { exportChanges, type ChangeLog } from './stream/change-log';
 
@@ -72,6 +73,8 @@ export interface LocalRunOptions {
   /** The capture of writes to both tables: with it, an hourly sync reads only what changed (from `changesSince`). */
   readonly changeLog?: ChangeLog;
   readonly changesSince?: number;
+  /** The local stream's failure destination, read as the hourly sync reads the failure queue. */
+  readonly streamFailures?: FailedStreamRecords;
   /** Called as each Task state starts, with its name and input: what a test counts (cursor turns) or breaks. */
   readonly onTask?: (state: string, input: unknown) => void | Promise<void>;
 }
@@ -117,7 +120,11 @@ const exportIsRemote = (): never => {
 export async function runStateMachineLocally(baseContext: RunTaskContext, request: RunRequest, options: LocalRunOptions = {}): Promise<FullRunResult | SkippedRun> {
   if (baseContext.deps.config.snapshotMode === 'export') exportIsRemote();
   const { changeLog } = options;
-  const ctx: RunTaskContext = changeLog ? { ...baseContext, changeSource: 'local-capture', changesSince: options.changesSince } : baseContext;
+  const ctx: RunTaskContext = {
+    ...baseContext,
+    ...(changeLog ? { changeSource: 'local-capture' as const, changesSince: options.changesSince } : {}),
+    ...(options.streamFailures ? { streamFailures: options.streamFailures } : {}),
+  };
   const { onProgress } = options;
   const scanned = new Map<string, number>();
   const estimate = onProgress ? await estimatedItems(ctx) : 0;

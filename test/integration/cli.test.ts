@@ -29,8 +29,8 @@ describe('the command line', () => {
     expect(Object.keys(summary.issues).sort()).toEqual([...ISSUE_KINDS].sort());
     expect(summary.counts.coursesAdded).toBeGreaterThan(0);
     const folder = join(reports, summary.runId);
-    // The report, and the run's snapshot in the export layout and its candidate files beside it.
-    expect(readdirSync(folder).sort()).toEqual(['candidates', 'changes.jsonl', 'issues.jsonl', 'snapshot', 'summary.json']);
+    // The report, the run's snapshot in the export layout, its candidate files and each task's figures.
+    expect(readdirSync(folder).sort()).toEqual(['candidates', 'changes.jsonl', 'issues.jsonl', 'results', 'snapshot', 'summary.json']);
     expect(readdirSync(join(folder, 'snapshot', 'payments'))).toEqual(expect.arrayContaining(['manifest-summary.json', 'manifest-files.json', 'data']));
     expect(summary.snapshotAt).toEqual(expect.any(String));
     expect(JSON.parse(readFileSync(join(folder, 'summary.json'), 'utf8')).counts).toEqual(summary.counts);

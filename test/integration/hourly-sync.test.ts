@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
 import type { FullRunResult } from '../../lambdas/core/jobs/full-run/finalize';
@@ -10,6 +13,7 @@ import { RUN_STATES } from '../../lib/constructs/run-definition';
 import { runStateMachineLocally, type LocalRunOptions } from '../../scripts/local/run-state-machine';
 import { startCaptureProxy, type CaptureProxy } from '../../scripts/local/stream/capture-proxy';
 import { ChangeLog } from '../../scripts/local/stream/change-log';
+import { LocalStreamFailures } from '../../scripts/local/stream/local-stream-failures';
 import { removeRunFolders, runFolder } from '../support/full-run';
 import { courseIdsOf, LONG_AGO, startTestTables, type TestTables } from '../support/local-tables';
 
@@ -46,7 +50,7 @@ describe('the hourly sync reads what changed since the last completed sync', () 
       (next, context) => async (args) => {
         const input = args.input as { TableName?: string; Key?: Record<string, AttributeValue>; ExpressionAttributeValues?: Record<string, AttributeValue> };
         const userId = input.Key?.[tables.config.user.key]?.S ?? input.ExpressionAttributeValues?.[':user']?.S ?? input.ExpressionAttributeValues?.[':userId']?.S;
-        requests.push({ command: context.commandName, table: input.TableName, userId });
+        requests.push({ command: context.commandName ?? '', table: input.TableName, userId });
         return next(args);
       },
       { step: 'initialize', name: 'recordRequests' },
@@ -168,5 +172,36 @@ describe('the hourly sync reads what changed since the last completed sync', () 
     expect(held).toMatchObject({ held: true, dryRun: true, changes: expect.objectContaining({ candidates: 1 }) });
     expect(held.issues.missing).toBe(1);
     expect(courseIdsOf(await tables.userCourses('u1'))).toEqual(['c1']);
+  });
+
+  test('users named by the stream\'s failure-queue records are candidates, even when the write is older than the window', async () => {
+    await seed(4);
+    await tables.putUser('u-failed', { L: [] });
+    // The stream gave up on this payment's batch: the capture has the record, the queue names its position.
+    await settle('o-failed', 'u-failed', 'c-failed');
+    const record = proxy.log.at(proxy.log.length - 1)!;
+    const folder = mkdtempSync(join(tmpdir(), 'payment-sync-failures-'));
+    try {
+      const failureFile = join(folder, 'failures.jsonl');
+      const sequence = record.dynamodb!.SequenceNumber!;
+      writeFileSync(
+        failureFile,
+        `${JSON.stringify({
+          requestContext: { requestId: 'r1', functionArn: 'arn:aws:lambda:local:0:function:stream', condition: 'RetryAttemptsExhausted', approximateInvokeCount: 3 },
+          version: '1.0',
+          timestamp: new Date().toISOString(),
+          DDBStreamBatchInfo: { shardId: proxy.log.shardId, startSequenceNumber: sequence, endSequenceNumber: sequence, approximateArrivalOfFirstRecord: new Date().toISOString(), approximateArrivalOfLastRecord: new Date().toISOString(), batchSize: 1, streamArn: proxy.log.streamArn },
+        })}\n`,
+      );
+      const streamFailures = new LocalStreamFailures(failureFile, proxy.log);
+      // A full sync after the write: the change is older than the next window, the failure is not forgotten.
+      await run('fix', 'manual', { streamFailures });
+      await tables.putUser('u-failed', { L: [] });
+      const hourly = await run('cron-sync', 'schedule', { streamFailures });
+      expect(hourly.changes).toMatchObject({ fromFailures: 1, unreadableFailures: 0 });
+      expect(courseIdsOf(await tables.userCourses('u-failed'))).toEqual(['c-failed']);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -155,7 +155,8 @@ export class FailedUsersTally {
       unreadableMessages: [...this.details],
     };
     if (answer.unreadable > 0 || capped) {
-      logger.warn('stream failure records: some messages could not be read; the users they name are unknown (a full run repairs them)', {
+      const why = capped ? 'more messages than the cap; those not read name users unknown here' : 'some messages could not be read; the users they name are unknown';
+      logger.warn(`stream failure records: ${why} (a full run repairs them)`, {
         source,
         messages: answer.messages,
         unreadable: answer.unreadable,

@@ -51,5 +51,7 @@ export function decideChangeWindow(input: ChangeWindowInput): ChangeWindowDecisi
   const validation = newest(VALIDATION_MODES.map((mode) => input.lastCompleted[mode]));
   const laterValidation = validation && Date.parse(validation.snapshotAt!) > Date.parse(baseline.snapshotAt!) ? validation.runId : null;
   const to = input.now - SETTLE_MS[input.changeSource];
-  return { window: { fromSeconds: Math.floor(from / 1000), toSeconds: Math.floor(to / 1000), sinceRunId: baseline.runId, validationRunId: laterValidation } };
+  // Seconds with their fraction (the API's timestamps take one): a whole second would drop the
+  // writes of the window's last moments, or reach into the future.
+  return { window: { fromSeconds: from / 1000, toSeconds: to / 1000, sinceRunId: baseline.runId, validationRunId: laterValidation } };
 }

@@ -16,6 +16,9 @@ export interface CollectResult extends PlanBucketResult {
   readonly fromPayments: number;
   readonly fromUsers: number;
   readonly fromValidation: number;
+  readonly fromFailures: number;
+  /** Failure-queue messages whose records the stream no longer holds (older than 24 hours). */
+  readonly unreadableFailures: number;
   readonly changeLines: number;
   readonly malformedChangeLines: number;
 }
@@ -42,8 +45,8 @@ async function unfixedFindings(ctx: RunTaskContext, validationRunId: string): Pr
 /**
  * The hourly sync's candidates: every user a write to either table touched in the window (a
  * payment's old and new user both; a users-table write too, since the LMS's own code can
- * overwrite a list with a stale copy), and the unfixed findings of a validation since the last
- * sync. They go to candidate files for the repair, which confirms each from a fresh read.
+ * overwrite a list with a stale copy), the unfixed findings of a validation since the last
+ * sync, and the users the stream's failure-queue records name. They go to candidate files for the repair, which confirms each from a fresh read.
  */
 export async function collectChanges(ctx: RunTaskContext, input: CollectTaskInput): Promise<PlanTaskResult[]> {
   const { run } = input;
@@ -53,7 +56,11 @@ export async function collectChanges(ctx: RunTaskContext, input: CollectTaskInpu
   const payments = await touchedUserIds(ctx.storage, paymentsExport.manifest, { table: 'payments', userAttr: config.payment.user });
   const users = await touchedUserIds(ctx.storage, usersExport.manifest, { table: 'users', userAttr: config.user.key });
   const flagged = run.changes.validationRunId ? await unfixedFindings(ctx, run.changes.validationRunId) : [];
-  const candidates = [...new Set([...payments.userIds, ...users.userIds, ...flagged])].sort();
+  const failed = ctx.streamFailures ? await ctx.streamFailures.usersNamed(config.payment.user) : undefined;
+  if (failed && failed.unreadable > 0) {
+    logger.warn('some failure-queue messages name records the stream no longer holds: the weekly full fix covers their users; purge the queue once it ran', { unreadable: failed.unreadable });
+  }
+  const candidates = [...new Set([...payments.userIds, ...users.userIds, ...flagged, ...(failed?.userIds ?? [])])].sort();
 
   const layout = runLayout(run.folder);
   const candidateKeys: string[] = [];
@@ -73,6 +80,8 @@ export async function collectChanges(ctx: RunTaskContext, input: CollectTaskInpu
     fromPayments: payments.userIds.length,
     fromUsers: users.userIds.length,
     fromValidation: flagged.length,
+    fromFailures: failed?.userIds.length ?? 0,
+    unreadableFailures: failed?.unreadable ?? 0,
     changeLines: payments.lines + users.lines,
     malformedChangeLines: payments.malformed + users.malformed,
   };

@@ -5,6 +5,7 @@ import type { PlanBucketResult } from './plan-bucket';
 import type { RepairResult } from './repair-batch';
 import { runFolderKey, runLayout, type ReportKind } from './layout';
 import type { SyncDeps } from '../../deps';
+import type { BackupReceipt } from '../../store/users-backup';
 import type { RunStatus, RunTrigger } from '../../runs/run-records';
 import type { CollectResult } from './collect-changes';
 import { parseRunRequest, type CaughtError, type ChangeWindow, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
@@ -43,10 +44,14 @@ export interface FullRunResult extends RunSummary {
     readonly fromPayments: number;
     readonly fromUsers: number;
     readonly fromValidation: number;
+    readonly fromFailures: number;
+    readonly unreadableFailures: number;
     readonly changeLines: number;
   };
   /** An hourly sync that ran in full, and why. */
   readonly fullBecause?: string;
+  /** A migration's backup of the users table, taken before it wrote (a file's location is a key of the run storage). */
+  readonly backup?: BackupReceipt;
 }
 
 interface SummaryInput {
@@ -57,6 +62,7 @@ interface SummaryInput {
   readonly plans: readonly PlanBucketResult[];
   readonly repairs: readonly RepairResult[];
   readonly error?: string;
+  readonly backup?: BackupReceipt;
 }
 
 /** The run's figures from its stages' answers. */
@@ -103,6 +109,7 @@ export function summarize(task: SummaryInput): FullRunResult {
     ...(task.error ? { error: task.error } : {}),
     ...(run.changes ? { changes: changesOf(run.changes, task.plans) } : {}),
     ...(run.fullBecause ? { fullBecause: run.fullBecause } : {}),
+    ...(task.backup ? { backup: task.backup } : {}),
   };
 }
 
@@ -117,6 +124,8 @@ function changesOf(window: ChangeWindow, plans: readonly PlanBucketResult[]): No
     fromPayments: collected?.fromPayments ?? 0,
     fromUsers: collected?.fromUsers ?? 0,
     fromValidation: collected?.fromValidation ?? 0,
+    fromFailures: collected?.fromFailures ?? 0,
+    unreadableFailures: collected?.unreadableFailures ?? 0,
     changeLines: collected?.changeLines ?? 0,
   };
 }
@@ -171,6 +180,7 @@ export async function finalizeRun({ deps, storage, runs }: RunTaskContext, input
     plans: await readResults<PlanBucketResult>(storage, resultKeys.filter((key) => key.includes('/plan-'))),
     repairs: await readResults<RepairResult>(storage, resultKeys.filter((key) => key.includes('/repair-'))),
     error,
+    backup: await readBackup(storage, layout.backup),
   });
   await storage.put(layout.summary, `${JSON.stringify(summary, null, 2)}\n`);
   const { runId, mode, trigger, dryRun, held, status, counts, issues, consumedCapacity, capped, snapshotAt, startedAt, finishedAt } = summary;
@@ -180,6 +190,11 @@ export async function finalizeRun({ deps, storage, runs }: RunTaskContext, input
   }
   await runs.releaseLock(runId);
   return summary;
+}
+
+async function readBackup(storage: RunStorage, key: string): Promise<BackupReceipt | undefined> {
+  const text = await storage.getText(key);
+  return text === undefined ? undefined : (JSON.parse(text) as BackupReceipt);
 }
 
 /** A Lambda failure's cause is its error as JSON; the message is what a person reads. */

@@ -6,6 +6,7 @@ import type { RunMode } from '../../report/report';
 import type { RunRecords, RunTrigger } from '../../runs/run-records';
 import type { SnapshotTable } from '../../snapshot/scan-snapshot';
 import type { RunStorage } from '../../storage/run-storage';
+import type { FailedStreamRecords } from '../../stream-failures/failed-users';
 
 export type ChangeSource = 'incremental-export' | 'local-capture';
 
@@ -21,6 +22,8 @@ export interface RunTaskContext {
   readonly changeSource?: ChangeSource;
   /** Epoch ms the change source covers from (the local capture's start); a window starting earlier means a full run. */
   readonly changesSince?: number;
+  /** The stream's failure queue: the users its records name are hourly candidates too. */
+  readonly streamFailures?: FailedStreamRecords;
 }
 
 const RUN_MODES = ['validate', 'fix', 'migrate', 'cron-sync', 'cron-validate'] as const satisfies readonly RunMode[];
