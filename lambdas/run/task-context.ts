@@ -17,7 +17,10 @@ export function createRunTaskContext(): RunTaskContext & { readonly storage: S3S
   if (!config.reportsBucket) throw new ConfigError(['REPORTS_BUCKET is required by the full run tasks (the stack sets it)']);
   const deps = createSyncDeps(config);
   const streamFailures = config.failureQueueUrl
-    ? new SqsStreamFailures(new SQSClient({ region: config.region }), new DynamoDBStreamsClient({ region: config.region }), config.failureQueueUrl)
+    ? new SqsStreamFailures(new SQSClient({ region: config.region }), new DynamoDBStreamsClient({ region: config.region }), config.failureQueueUrl, {
+        // Hidden briefly, so the failure alarm and health (which count visible messages) do not see the queue empty for a run's length.
+        visibilityTimeoutSeconds: 30,
+      })
     : undefined;
   return { deps, storage: new S3Storage(new S3Client({ region: config.region }), config.reportsBucket), runs: new RunRecords(deps.client, config.runsTable), streamFailures };
 }

@@ -135,7 +135,9 @@ export class Reconciliation extends Construct {
       acknowledge('*', 'X-Ray tracing and the execution log delivery (logs:CreateLogDelivery and friends) support no resource-level permissions.');
       for (const fn of Object.values(functions)) acknowledge(`<${logicalId(fn)}.Arn>:*`, 'lambda:InvokeFunction on the task function and its versions (ARN:*), as LambdaInvoke grants it; one function per statement.');
       for (const table of [tables.payments, tables.users]) {
-        acknowledge(`<${logicalId(table)}.Arn>/export/*`, 'DescribeExport names an export by an id DynamoDB picks at run time, below the table the run exports.');
+        // A created table's ARN is a reference to it; an imported one's is spelt out.
+        const tableArn = table.node.defaultChild ? `<${logicalId(table)}.Arn>` : `arn:<AWS::Partition>:dynamodb:${Stack.of(this).region}:${Stack.of(this).account}:table/${table.tableName}`;
+        acknowledge(`${tableArn}/export/*`, 'DescribeExport names an export by an id DynamoDB picks at run time, below the table the run exports.');
       }
       return stateMachine;
     };

@@ -116,22 +116,25 @@ function exportBranch(scope: Construct, kind: ExportKind, table: 'payments' | 'u
     resultSelector: { exportArn: sfn.JsonPath.stringAt('$.ExportDescription.ExportArn') },
     resultPath: '$.export',
   });
+  // A refused start (throttled, too many exports at once) started nothing: trying again cannot double it.
+  start.addRetry({ errors: ['DynamoDb.LimitExceededException', 'DynamoDb.ThrottlingException'], interval: Duration.seconds(30), maxAttempts: 5, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
   const wait = new sfn.Wait(scope, names.wait, { time: sfn.WaitTime.duration(EXPORT_POLL) });
   const describe = new tasks.CallAwsService(scope, names.describe, {
     service: 'dynamodb',
     action: 'describeExport',
     parameters: { ExportArn: sfn.JsonPath.stringAt('$.export.exportArn') },
     iamResources: [`${tableArn}/export/*`],
-    resultSelector: {
-      exportArn: sfn.JsonPath.stringAt('$.ExportDescription.ExportArn'),
-      status: sfn.JsonPath.stringAt('$.ExportDescription.ExportStatus'),
-      manifest: sfn.JsonPath.stringAt('$.ExportDescription.ExportManifest'),
-    },
-    resultPath: '$.export',
+    // The whole description: ExportManifest is there only once the export completed.
+    resultSelector: { description: sfn.JsonPath.objectAt('$.ExportDescription') },
+    resultPath: '$.described',
+  });
+  describe.addRetry({ errors: ['DynamoDb.ThrottlingException', 'DynamoDb.InternalServerErrorException'], interval: Duration.seconds(10), maxAttempts: 5, backoffRate: 2, jitterStrategy: sfn.JitterType.FULL });
+  const done = new sfn.Pass(scope, names.done, {
+    parameters: { exportArn: sfn.JsonPath.stringAt('$.export.exportArn'), manifest: sfn.JsonPath.stringAt('$.described.description.ExportManifest') },
   });
   const check = new sfn.Choice(scope, names.check)
-    .when(sfn.Condition.stringEquals('$.export.status', 'COMPLETED'), new sfn.Pass(scope, names.done, { outputPath: '$.export' }))
-    .when(sfn.Condition.stringEquals('$.export.status', 'FAILED'), new sfn.Fail(scope, names.failed, { error: 'ExportFailed', cause: `the ${table} table's ${kind === 'full' ? '' : 'incremental '}export failed` }))
+    .when(sfn.Condition.stringEquals('$.described.description.ExportStatus', 'COMPLETED'), done)
+    .when(sfn.Condition.stringEquals('$.described.description.ExportStatus', 'FAILED'), new sfn.Fail(scope, names.failed, { error: 'ExportFailed', cause: `the ${table} table's ${kind === 'full' ? '' : 'incremental '}export failed` }))
     .otherwise(wait);
   return start.next(wait).next(describe).next(check);
 }
@@ -165,10 +168,15 @@ export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.
   scan.itemProcessor(scanTurn);
   scan.addCatch(finalize, toFinalize);
 
-  const exportTables = new sfn.Parallel(scope, 'ExportTables', { resultPath: '$.exports' });
-  exportTables.branch(exportBranch(scope, 'full', 'payments', targets.paymentsTableArn, targets.bucketName));
-  exportTables.branch(exportBranch(scope, 'full', 'users', targets.usersTableArn, targets.bucketName));
-  exportTables.addCatch(finalize, toFinalize);
+  /** Both tables exported at once; the result is `[payments, users]`, each `{ exportArn, status, manifest }`. */
+  const exportBoth = (id: string, kind: ExportKind, resultPath: string): sfn.Parallel => {
+    const both = new sfn.Parallel(scope, id, { resultPath });
+    both.branch(exportBranch(scope, kind, 'payments', targets.paymentsTableArn, targets.bucketName));
+    both.branch(exportBranch(scope, kind, 'users', targets.usersTableArn, targets.bucketName));
+    both.addCatch(finalize, toFinalize);
+    return both;
+  };
+  const exportTables = exportBoth('ExportTables', 'full', '$.exports');
 
   const finishSnapshot = lambdaTask(scope, RUN_STATES.finishSnapshot, functions.finishSnapshot, { resultPath: '$.snapshot' });
   finishSnapshot.addCatch(finalize, toFinalize);
@@ -208,10 +216,7 @@ export function runDefinition(scope: Construct, props: RunDefinitionProps): sfn.
     if (functions.collectChanges) {
       // The hourly sync: what changed in both tables since the last completed sync, its users
       // confirmed through the repair (report-only while a hold is in force).
-      const exportChanges = new sfn.Parallel(scope, 'ExportChanges', { resultPath: '$.changes' });
-      exportChanges.branch(exportBranch(scope, 'changes', 'payments', targets.paymentsTableArn, targets.bucketName));
-      exportChanges.branch(exportBranch(scope, 'changes', 'users', targets.usersTableArn, targets.bucketName));
-      exportChanges.addCatch(finalize, toFinalize);
+      const exportChanges = exportBoth('ExportChanges', 'changes', '$.changes');
       const collect = lambdaTask(scope, RUN_STATES.collectChanges, functions.collectChanges, { resultPath: '$.plans' });
       collect.addCatch(finalize, toFinalize);
       exportChanges.next(collect);

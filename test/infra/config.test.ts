@@ -8,7 +8,9 @@ import {
   healthEnvironment,
   lambdaEnvironment,
   loadDeployConfig,
+  runTaskEnvironment,
   scheduleIntervalMinutes,
+  snapshotModeOf,
 } from '../../lib/config';
 
 const STREAM_ARN = 'arn:aws:dynamodb:ap-southeast-1:123456789012:table/lms-payments/stream/2024-01-01T00:00:00.000';
@@ -78,11 +80,69 @@ describe('loadDeployConfig', () => {
       POWERTOOLS_SERVICE_NAME: 'payment-sync',
       POWERTOOLS_METRICS_NAMESPACE: 'PaymentSync',
     });
-    expect(healthEnvironment(config, { payments: 'p', users: 'u' }, 'https://sqs/q')).toMatchObject({ FAILURE_QUEUE_URL: 'https://sqs/q' });
+    expect(healthEnvironment(config, { payments: 'p', users: 'u' }, 'https://sqs/q', 'runs')).toMatchObject({ FAILURE_QUEUE_URL: 'https://sqs/q', RUNS_TABLE: 'runs', SNAPSHOT_MODE: 'scan' });
     // About 60% of the function's memory for the DuckDB join, read back by the Lambda loader.
     expect(loadConfig(fullRunEnvironment(config, { payments: 'p', users: 'u' }, 3008))).toMatchObject({ joinMemoryMb: 1800, joinBuckets: 1, scanReadUnitsPerSecond: undefined });
     const paced = configFrom({ paymentSync: { tables: { mode: 'create' }, sync: { joinBuckets: 8, scanReadUnitsPerSecond: 4000 } } });
     expect(loadConfig(fullRunEnvironment(paced, { payments: 'p', users: 'u' }, 3008))).toMatchObject({ joinBuckets: 8, scanReadUnitsPerSecond: 4000 });
+  });
+
+  it('derives the run tasks’ environment: the run table, the bucket, the snapshot mode and the run’s concurrency, read back by the Lambda loader', () => {
+    const names = { payments: 'p', users: 'u' };
+    const resources = { runsTable: 'runs-table', reportsBucket: 'reports-bucket' };
+    const defaults = configFrom({ paymentSync: { tables: { mode: 'create' } } });
+    expect(defaults.sync).toMatchObject({ joinConcurrency: 10, repairConcurrency: loadConfig({ DYNAMODB_PAYMENTS_TABLE: 'p', DYNAMODB_USERS_TABLE: 'u' }).repairConcurrency });
+    expect(defaults.schedules.fullFix).toBe('cron(0 3 ? * SUN *)');
+    expect(defaults.reports.retentionDays).toBe(90);
+    expect(loadConfig(runTaskEnvironment(defaults, names, resources))).toMatchObject({
+      runsTable: 'runs-table',
+      reportsBucket: 'reports-bucket',
+      snapshotMode: 'export',
+      joinConcurrency: 10,
+    });
+    const tuned = configFrom({
+      paymentSync: { tables: IMPORT_TABLES },
+      'paymentSync.sync.joinConcurrency': '3',
+      'paymentSync.sync.repairConcurrency': '7',
+      'paymentSync.reports.retentionDays': '30',
+    });
+    expect(tuned.reports.retentionDays).toBe(30);
+    expect(loadConfig(runTaskEnvironment(tuned, names, resources, 3008))).toMatchObject({ snapshotMode: 'scan', joinConcurrency: 3, repairConcurrency: 7, joinMemoryMb: 1800 });
+    // Only the join task is sized for DuckDB.
+    expect(runTaskEnvironment(tuned, names, resources)).not.toHaveProperty('JOIN_MEMORY_MB');
+  });
+
+  it.each([
+    ['create', undefined, 'export'],
+    ['create', 'scan', 'scan'],
+    ['import', undefined, 'scan'],
+    ['import', 'export', 'export'],
+  ] as const)('chooses the snapshot mode: %s tables with sync.snapshotMode %s → %s', (mode, configured, expected) => {
+    const tables = mode === 'create' ? { mode: 'create' } : IMPORT_TABLES;
+    const config = configFrom({ paymentSync: { tables, ...(configured ? { sync: { snapshotMode: configured } } : {}) } });
+    expect(snapshotModeOf(config)).toBe(expected);
+    expect(runTaskEnvironment(config, { payments: 'p', users: 'u' }, { runsTable: 'r', reportsBucket: 'b' }).SNAPSHOT_MODE).toBe(expected);
+  });
+
+  it('rejects bad run settings by name', () => {
+    const problems = problemsOf({
+      paymentSync: {
+        tables: { mode: 'create' },
+        sync: { snapshotMode: 'dump', joinConcurrency: 0, repairConcurrency: 1001 },
+        reports: { retentionDays: 0 },
+        schedules: { fullFix: 'weekly' },
+      },
+    });
+    for (const pattern of [
+      /^paymentSync\.sync\.snapshotMode: /,
+      /^paymentSync\.sync\.joinConcurrency: must be a whole number from 1 to 1000/,
+      /^paymentSync\.sync\.repairConcurrency: must be a whole number from 1 to 1000/,
+      /^paymentSync\.reports\.retentionDays: must be a whole number from 1 to 3650/,
+      /^paymentSync\.schedules\.fullFix: must be rate/,
+    ]) {
+      expect(problems).toContainEqual(expect.stringMatching(pattern));
+    }
+    expect(problems).toHaveLength(5);
   });
 
   it('merges the stage overlay, then command-line overrides given as strings', () => {

@@ -9,7 +9,10 @@ import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { ScheduleInputSchema } from '../../lambdas/commons/events';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../lambdas/core/config';
+import { INCREMENTAL_FOLDER, runFolderKey } from '../../lambdas/core/jobs/full-run/layout';
+import { S3Storage } from '../../lambdas/core/storage/s3-storage';
 import { ISSUE_KINDS } from '../../lambdas/core/rules/plan';
 import { STREAM_EVENT_SOURCE_SETTINGS } from '../../lambdas/stream/event-source-settings';
 import { streamFilterPatterns } from '../../lambdas/stream/filter-criteria';
@@ -81,6 +84,14 @@ const runFilesArn = () => joined(arnOf(reconciliation().reports), '/runs/*');
 const same = (a: unknown) => (b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const statements = (fn: { role: IConstruct }) => statementsOf(template(), logicalId(fn.role));
 const actions = (fn: { role: IConstruct }) => actionsOf(statements(fn));
+/**
+ * A function's environment as the Lambda sees it, references (table, bucket, queue) standing in
+ * as literals of the right shape.
+ */
+const literalEnvironment = (variables: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(variables).map(([key, value]) => [key, typeof value === 'string' ? value : key === 'FAILURE_QUEUE_URL' ? 'https://sqs.ap-southeast-1.amazonaws.com/123456789012/failures' : `${key}-value`]),
+  );
 const kebab = (name: string) => name.replace(/[A-Z]/g, (char) => `-${char.toLowerCase()}`);
 
 /**
@@ -255,10 +266,12 @@ describe('functions', () => {
     const runSettings = ['JOIN_BUCKETS', 'SCAN_READ_UNITS_PER_SECOND', 'RUNS_TABLE', 'REPORTS_BUCKET', 'SNAPSHOT_MODE', 'JOIN_CONCURRENCY', 'REPAIR_CONCURRENCY'];
     const extra: Record<string, string[]> = {
       stream: [],
-      health: ['FAILURE_QUEUE_URL', 'SYNC_INTERVAL_MINUTES'],
+      health: ['FAILURE_QUEUE_URL', 'SYNC_INTERVAL_MINUTES', 'RUNS_TABLE', 'SNAPSHOT_MODE'],
       sync: ['RUNS_TABLE', 'REPORTS_BUCKET', 'SYNC_STATE_MACHINE_ARN'],
       validate: ['RUNS_TABLE', 'REPORTS_BUCKET', 'VALIDATION_STATE_MACHINE_ARN'],
-      ...Object.fromEntries(TASK_NAMES.map((name) => [name, name === 'planBucket' ? [...runSettings, 'JOIN_MEMORY_MB'] : runSettings])),
+      ...Object.fromEntries(TASK_NAMES.map((name) => [name, runSettings])),
+      planBucket: [...runSettings, 'JOIN_MEMORY_MB'],
+      collectChanges: [...runSettings, 'FAILURE_QUEUE_URL'],
     };
     const variablesOf = (fn: SyncFunction) => resources()[logicalId(fn.function)].Properties.Environment.Variables as Record<string, unknown>;
     for (const [name, fn] of Object.entries(functions())) {
@@ -270,20 +283,19 @@ describe('functions', () => {
         POWERTOOLS_SERVICE_NAME: 'payment-sync',
         POWERTOOLS_METRICS_NAMESPACE: 'PaymentSync',
       });
-      if ('RUNS_TABLE' in variables) {
-        expect(variables).toMatchObject({ RUNS_TABLE: { Ref: logicalId(reconciliation().runTable) }, REPORTS_BUCKET: { Ref: logicalId(reconciliation().reports) } });
-      }
+      if ('RUNS_TABLE' in variables) expect([name, variables.RUNS_TABLE]).toEqual([name, { Ref: logicalId(reconciliation().runTable) }]);
+      if ('REPORTS_BUCKET' in variables) expect([name, variables.REPORTS_BUCKET]).toEqual([name, { Ref: logicalId(reconciliation().reports) }]);
     }
     const health = variablesOf(entryPoints().health);
     expect(health.FAILURE_QUEUE_URL).toEqual({ Ref: logicalId(stack().realtime.failureQueue) });
+    expect(variablesOf(tasks().collectChanges).FAILURE_QUEUE_URL).toEqual({ Ref: logicalId(stack().realtime.failureQueue) });
     expect(health.SYNC_INTERVAL_MINUTES).toBe('60');
     // Each entry point starts its own machine, and only that one.
     expect(variablesOf(entryPoints().sync).SYNC_STATE_MACHINE_ARN).toEqual({ Ref: logicalId(reconciliation().syncRun) });
     expect(variablesOf(entryPoints().validate).VALIDATION_STATE_MACHINE_ARN).toEqual({ Ref: logicalId(reconciliation().validationRun) });
     for (const name of TASK_NAMES) {
       // What the Lambda loader reads from a task's environment (references standing in as literals).
-      const literal = Object.fromEntries(Object.entries(variablesOf(tasks()[name])).map(([key, value]) => [key, typeof value === 'string' ? value : `${key}-value`]));
-      expect([name, loadConfig(literal)]).toEqual([
+      expect([name, loadConfig(literalEnvironment(variablesOf(tasks()[name])))]).toEqual([
         name,
         expect.objectContaining({
           snapshotMode: 'export',
@@ -362,7 +374,7 @@ describe('DuckDB in the join task’s asset', () => {
     const asset = assetDirectoryOf(synthesized, fn);
     const variables = resources()[logicalId(fn)].Properties.Environment.Variables as Record<string, unknown>;
     // The deployed environment, table and bucket names (references) standing in as literals.
-    const environment = Object.fromEntries(Object.entries(variables).map(([key, value]) => [key, typeof value === 'string' ? value : `${key}-value`]));
+    const environment = literalEnvironment(variables);
     const script = `
       const { handler } = require('./index.js');
       const { DuckDBInstance } = require('@duckdb/node-api');
@@ -542,8 +554,12 @@ describe('the run state machines: shape', () => {
     }
   });
 
+  it('puts a run’s files, exports included, where the grants and the lifecycle rule reach: runs/<run id> in the bucket', () => {
+    expect(runFolderKey(new S3Storage({} as S3Client, 'bucket'), 'RUN-ID')).toBe('runs/RUN-ID');
+  });
+
   /**
-   * One table's export branch: start (the SDK integration, into runs/<run id>/<folder>/<table>)
+   * One table's export branch: start (the SDK integration, into <run folder>/<folder>/<table>)
    * → wait → describe → back to wait until COMPLETED (a Pass ends the branch) or FAILED (Fail).
    */
   function expectExportLoop(definition: AslDefinition, table: 'payments' | 'users', names: { start: string; wait: string; describe: string }, folder: string, parameters: Record<string, unknown>): void {
@@ -551,17 +567,26 @@ describe('the run state machines: shape', () => {
     expect(start).toMatchObject({
       Type: 'Task',
       Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:exportTableToPointInTime',
-      Parameters: { TableArn: `«table:${table}»`, S3Bucket: '«bucket»', 'S3Prefix.$': `States.Format('runs/{}/${folder}/${table}', $.run.runId)`, ExportFormat: 'DYNAMODB_JSON', ...parameters },
+      Parameters: { TableArn: `«table:${table}»`, S3Bucket: '«bucket»', 'S3Prefix.$': `States.Format('{}/${folder}/${table}', $.run.folder)`, ExportFormat: 'DYNAMODB_JSON', ...parameters },
       Next: names.wait,
     });
     expect(state(definition, names.wait)).toMatchObject({ Type: 'Wait', Next: names.describe });
     expect((state(definition, names.wait).Seconds as number) > 0).toBe(true);
     const describe = state(definition, names.describe);
     expect(describe).toMatchObject({ Type: 'Task', Resource: 'arn:«partition»:states:::aws-sdk:dynamodb:describeExport', Parameters: { 'ExportArn.$': '$.export.exportArn' } });
+    // The whole description is kept: ExportManifest appears only once the export completed.
+    expect(describe).toMatchObject({ ResultSelector: { 'description.$': '$.ExportDescription' }, ResultPath: '$.described' });
+    expect(describe.Retry).toEqual(expect.arrayContaining([expect.objectContaining({ ErrorEquals: expect.arrayContaining(['DynamoDb.ThrottlingException']) })]));
+    expect(start.Retry).toEqual(expect.arrayContaining([expect.objectContaining({ ErrorEquals: ['DynamoDb.LimitExceededException', 'DynamoDb.ThrottlingException'] })]));
     const check = state(definition, describe.Next!);
-    expect(choose(check, { export: { status: 'IN_PROGRESS' } })).toBe(names.wait);
-    expect(state(definition, choose(check, { export: { status: 'COMPLETED' } }))).toMatchObject({ Type: 'Pass', End: true });
-    expect(state(definition, choose(check, { export: { status: 'FAILED' } })).Type).toBe('Fail');
+    const described = (status: string) => ({ described: { description: { ExportStatus: status } } });
+    expect(choose(check, described('IN_PROGRESS'))).toBe(names.wait);
+    expect(state(definition, choose(check, described('COMPLETED')))).toMatchObject({
+      Type: 'Pass',
+      End: true,
+      Parameters: { 'exportArn.$': '$.export.exportArn', 'manifest.$': '$.described.description.ExportManifest' },
+    });
+    expect(state(definition, choose(check, described('FAILED'))).Type).toBe('Fail');
   }
 
   it('exports each table through the DynamoDB SDK integration: start → wait → describe → until COMPLETED (FAILED fails)', () => {
@@ -586,8 +611,8 @@ describe('the run state machines: shape', () => {
       ExportType: 'INCREMENTAL_EXPORT',
       IncrementalExportSpecification: { 'ExportFromTime.$': '$.run.changes.fromSeconds', 'ExportToTime.$': '$.run.changes.toSeconds', ExportViewType: 'NEW_AND_OLD_IMAGES' },
     };
-    expectExportLoop(definition, 'payments', { start: RUN_STATES.startPaymentsChanges, wait: RUN_STATES.waitPaymentsChanges, describe: RUN_STATES.describePaymentsChanges }, 'changes', incremental);
-    expectExportLoop(definition, 'users', { start: RUN_STATES.startUsersChanges, wait: RUN_STATES.waitUsersChanges, describe: RUN_STATES.describeUsersChanges }, 'changes', incremental);
+    expectExportLoop(definition, 'payments', { start: RUN_STATES.startPaymentsChanges, wait: RUN_STATES.waitPaymentsChanges, describe: RUN_STATES.describePaymentsChanges }, INCREMENTAL_FOLDER, incremental);
+    expectExportLoop(definition, 'users', { start: RUN_STATES.startUsersChanges, wait: RUN_STATES.waitUsersChanges, describe: RUN_STATES.describeUsersChanges }, INCREMENTAL_FOLDER, incremental);
     // The candidates from the changes take the place of the join's plans, and go to the repair.
     expect(state(definition, RUN_STATES.collectChanges)).toMatchObject({ Type: 'Task', Resource: '«function:collect-changes»', ResultPath: '$.plans', Next: 'RepairBuckets' });
   });
@@ -677,7 +702,8 @@ describe('IAM: each function its own least-privilege role', () => {
       scanSegment: [...LOGS, 'dynamodb:Scan', 'dynamodb:DescribeTable', ...s3('GetObject', 'PutObject', 'ListBucket')],
       finishSnapshot: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
       planBucket: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
-      collectChanges: [...LOGS, ...s3('GetObject', 'PutObject', 'ListBucket')],
+      // The failure queue's messages (received, never deleted) and the stream records they name.
+      collectChanges: [...LOGS, 'sqs:ReceiveMessage', 'dynamodb:GetShardIterator', 'dynamodb:GetRecords', ...s3('GetObject', 'PutObject', 'ListBucket')],
       repairBatch: [...LOGS, ...PER_USER_READ, 'dynamodb:UpdateItem', ...s3('GetObject', 'PutObject', 'ListBucket')],
       finalize: [...LOGS, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem', ...s3('GetObject', 'PutObject', 'DeleteObject', 'ListBucket')],
     };
@@ -688,6 +714,8 @@ describe('IAM: each function its own least-privilege role', () => {
     expect(resourcesAllowed(statements(tasks().finalize), 'dynamodb:PutItem')).toEqual([runTable]);
     expect(resourcesAllowed(statements(tasks().finalize), 'dynamodb:DeleteItem')).toEqual([runTable]);
     expect(resourcesAllowed(statements(tasks().repairBatch), 'dynamodb:UpdateItem')).toEqual([usersArn(), runTable]);
+    expect(resourcesAllowed(statements(tasks().collectChanges), 'sqs:ReceiveMessage')).toEqual([arnOf(stack().realtime.failureQueue)]);
+    expect(resourcesAllowed(statements(tasks().collectChanges), 'dynamodb:GetRecords')).toEqual([{ 'Fn::GetAtt': [logicalId(stack().tables.payments), 'StreamArn'] }]);
   });
 
   it('gives the sync entry point the per-user fix and undo, the lock and hold, and the start of sync runs; no scan, no backup', () => {
@@ -803,10 +831,12 @@ describe('IAM: each function its own least-privilege role', () => {
     }
   });
 
-  it('gives the health function describe calls, queue attributes and metric reads', () => {
+  it('gives the health function describe calls, point-in-time recovery status, run record reads, queue attributes and metric reads', () => {
     expect(actions(entryPoints().health)).toEqual(
-      [...LOGS, 'cloudwatch:GetMetricData', 'cloudwatch:GetMetricStatistics', 'dynamodb:DescribeTable', 'sqs:GetQueueAttributes'].sort(),
+      [...LOGS, 'cloudwatch:GetMetricStatistics', 'dynamodb:DescribeContinuousBackups', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'sqs:GetQueueAttributes'].sort(),
     );
+    expect(resourcesAllowed(statements(entryPoints().health), 'dynamodb:GetItem')).toEqual([arnOf(reconciliation().runTable)]);
+    expect(resourcesAllowed(statements(entryPoints().health), 'dynamodb:DescribeContinuousBackups')).toEqual([paymentsArn(), usersArn()]);
   });
 
   it('attaches no managed policy to any role (no AWSLambdaBasicExecutionRole logs:* on *)', () => {
@@ -815,9 +845,9 @@ describe('IAM: each function its own least-privilege role', () => {
 });
 
 describe('snapshot mode (create mode)', () => {
-  it('is export: SNAPSHOT_MODE=export in every task function, and point-in-time recovery on both created tables', () => {
-    for (const name of TASK_NAMES) {
-      expect([name, resources()[logicalId(tasks()[name].function)].Properties.Environment.Variables.SNAPSHOT_MODE]).toEqual([name, 'export']);
+  it('is export: SNAPSHOT_MODE=export in every task function (and health, which then requires PITR), and point-in-time recovery on both created tables', () => {
+    for (const [name, fn] of Object.entries({ ...tasks(), health: entryPoints().health })) {
+      expect([name, resources()[logicalId(fn.function)].Properties.Environment.Variables.SNAPSHOT_MODE]).toEqual([name, 'export']);
     }
     for (const table of [stack().tables.payments, stack().tables.users]) {
       expect(resources()[logicalId(table)].Properties.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });

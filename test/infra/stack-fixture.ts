@@ -21,12 +21,16 @@ export interface SynthesizedStack {
  * `bundle: false` (for a test that reads the template only: no asset is built).
  */
 export function synthesize(context: Record<string, unknown>, options: { readonly bundle?: boolean } = {}): SynthesizedStack {
-  const app = new App({
-    context: options.bundle === false ? { ...context, [BUNDLING_STACKS]: [] } : context,
-    outdir: mkdtempSync(join(tmpdir(), 'payment-sync-cdk-')),
-  });
-  const stack = addPaymentSync(app);
-  return { app, stack, template: Template.fromStack(stack) };
+  const outdir = mkdtempSync(join(tmpdir(), 'payment-sync-cdk-'));
+  try {
+    const app = new App({ context: options.bundle === false ? { ...context, [BUNDLING_STACKS]: [] } : context, outdir });
+    const stack = addPaymentSync(app);
+    return { app, stack, template: Template.fromStack(stack) };
+  } catch (error) {
+    // A synth that fails (a bundle that does not build, a finding) leaves no output behind either.
+    rmSync(outdir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** The bundles are megabytes: do not leave them in the temporary folder. */

@@ -64,7 +64,8 @@ const reconciliation = () => stack().reconciliation;
 const tasks = () => reconciliation().tasks;
 /** The ARNs a role may use an action on, as text (the partition reads `aws`). */
 const resourcesOf = (roleConstruct: IConstruct, action: string) => resourcesAllowed(statementsOf(template(), logicalId(roleConstruct)), action).map(arnText);
-const TASK_ENVIRONMENT_KEYS = ['SNAPSHOT_MODE', 'RUNS_TABLE', 'REPORTS_BUCKET'];
+/** What every function that reads the snapshot mode also reads: the run records. */
+const TASK_ENVIRONMENT_KEYS = ['SNAPSHOT_MODE', 'RUNS_TABLE'];
 
 /** An ARN as text: the partition reads `aws`, a reference to a resource of the stack `<LogicalId.Attribute>`. */
 function arnText(value: unknown): string {
@@ -127,6 +128,7 @@ describe('import mode (prod)', () => {
     expect(resourcesOf(realtime.handler.role, 'dynamodb:Query')).toEqual([`${PAYMENTS_ARN}/index/byUser-index`]);
     expect(resourcesOf(realtime.handler.role, 'dynamodb:UpdateItem')).toEqual([USERS_ARN]);
     expect(resourcesOf(realtime.handler.role, 'dynamodb:GetRecords')).toEqual([STREAM_ARN]);
+    expect(resourcesOf(tasks().collectChanges.role, 'dynamodb:GetRecords')).toEqual([STREAM_ARN]);
     expect(resourcesOf(tasks().scanSegment.role, 'dynamodb:Scan').sort()).toEqual([PAYMENTS_ARN, USERS_ARN].sort());
     for (const role of [sync.role, validate.role, tasks().repairBatch.role]) {
       expect(resourcesOf(role, 'dynamodb:Query')).toEqual([`${PAYMENTS_ARN}/index/byUser-index`]);
@@ -195,9 +197,9 @@ describe('import mode (prod)', () => {
     });
   });
 
-  it('snapshots by scan by default (imported tables may lack point-in-time recovery): SNAPSHOT_MODE=scan in every task function', () => {
-    for (const [name, task] of Object.entries(tasks())) {
-      const variables = template().toJSON().Resources[logicalId(task.function)].Properties.Environment.Variables;
+  it('snapshots by scan by default (imported tables may lack point-in-time recovery): SNAPSHOT_MODE=scan in every task function and health', () => {
+    for (const [name, fn] of Object.entries({ ...tasks(), health: stack().health.handler })) {
+      const variables = template().toJSON().Resources[logicalId(fn.function)].Properties.Environment.Variables;
       expect([name, variables.SNAPSHOT_MODE]).toEqual([name, 'scan']);
     }
   });
@@ -215,15 +217,15 @@ describe('import mode with paymentSync.sync.snapshotMode export', () => {
   });
   afterAll(() => removeOutput(exporting));
 
-  it('sets SNAPSHOT_MODE=export in every task function, and only there', () => {
+  it('sets SNAPSHOT_MODE=export in every task function and health, and only there', () => {
     const { stack: built, template: exportingTemplate } = exporting!;
     const resources = exportingTemplate.toJSON().Resources;
-    const taskIds = Object.values(built.reconciliation.tasks).map((task) => logicalId(task.function));
-    expect(taskIds).toHaveLength(7);
+    const taskIds = [...Object.values(built.reconciliation.tasks), built.health.handler].map((fn) => logicalId(fn.function));
+    expect(taskIds).toHaveLength(8);
     for (const id of taskIds) expect(resources[id].Properties.Environment.Variables.SNAPSHOT_MODE).toBe('export');
     for (const [id, fn] of Object.entries(exportingTemplate.findResources('AWS::Lambda::Function'))) {
       if (!taskIds.includes(id)) expect([id, fn.Properties.Environment.Variables.SNAPSHOT_MODE]).toEqual([id, undefined]);
-      else for (const key of TASK_ENVIRONMENT_KEYS) expect(fn.Properties.Environment.Variables[key]).toBeDefined();
+      else for (const key of TASK_ENVIRONMENT_KEYS) expect([id, key, fn.Properties.Environment.Variables[key]]).toEqual([id, key, expect.anything()]);
     }
     expect(new AwsSolutionsChecks().validateScope(exporting!.app).violations).toEqual([]);
   });

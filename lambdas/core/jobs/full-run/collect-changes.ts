@@ -1,7 +1,7 @@
 import { emptyIssueCounts, type IssueLine } from '../../report/report';
 import { touchedUserIds } from '../../snapshot/incremental-export';
 import { logger } from '../../observability';
-import { CANDIDATES_PER_FILE, type PlanBucketResult, type PlanTaskResult } from './plan-bucket';
+import { CANDIDATES_PER_FILE, type PlanBucketResult, type PlanTaskResult } from './plan-result';
 import { runFolderKey, runLayout } from './layout';
 import type { PreparedRun, RunTaskContext } from './run-request';
 
@@ -11,8 +11,8 @@ export interface CollectTaskInput {
   readonly changes: readonly { readonly manifest: string }[];
 }
 
-/** The hourly sync's own figures, next to the plan's: where its candidates came from. */
-export interface CollectResult extends PlanBucketResult {
+/** Where an hourly sync's candidates came from (its summary says it too). */
+export interface CandidateSources {
   readonly fromPayments: number;
   readonly fromUsers: number;
   readonly fromValidation: number;
@@ -20,6 +20,10 @@ export interface CollectResult extends PlanBucketResult {
   /** Failure-queue messages whose records the stream no longer holds (older than 24 hours). */
   readonly unreadableFailures: number;
   readonly changeLines: number;
+}
+
+/** The hourly sync's own figures, next to the plan's. */
+export interface CollectResult extends PlanBucketResult, CandidateSources {
   readonly malformedChangeLines: number;
 }
 

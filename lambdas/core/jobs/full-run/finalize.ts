@@ -1,13 +1,13 @@
 import { emptyCounts, emptyIssueCounts, type RunCounts, type RunSummary } from '../../report/report';
 import { ISSUE_KINDS } from '../../rules/plan';
 import type { RunStorage } from '../../storage/run-storage';
-import type { PlanBucketResult } from './plan-bucket';
+import type { PlanBucketResult } from './plan-result';
 import type { RepairResult } from './repair-batch';
 import { runFolderKey, runLayout, type ReportKind } from './layout';
 import type { SyncDeps } from '../../deps';
 import type { BackupReceipt } from '../../store/users-backup';
 import type { RunStatus, RunTrigger } from '../../runs/run-records';
-import type { CollectResult } from './collect-changes';
+import type { CandidateSources, CollectResult } from './collect-changes';
 import { parseRunRequest, type CaughtError, type ChangeWindow, type PreparedRun, type RunRequest, type RunTaskContext } from './run-request';
 import type { SnapshotResult } from './snapshot-tasks';
 
@@ -35,18 +35,12 @@ export interface FullRunResult extends RunSummary {
   /** Why a failed run failed: the failing state's error. */
   readonly error?: string;
   /** An hourly sync that read only what changed: its window and where its candidates came from. */
-  readonly changes?: {
+  readonly changes?: CandidateSources & {
     readonly from: string;
     readonly to: string;
     readonly sinceRunId: string;
     readonly validationRunId: string | null;
     readonly candidates: number;
-    readonly fromPayments: number;
-    readonly fromUsers: number;
-    readonly fromValidation: number;
-    readonly fromFailures: number;
-    readonly unreadableFailures: number;
-    readonly changeLines: number;
   };
   /** An hourly sync that ran in full, and why. */
   readonly fullBecause?: string;

@@ -2,7 +2,7 @@ import { cpus } from 'node:os';
 import type { SyncDeps } from '../../deps';
 import { logger } from '../../observability';
 import { joinBucket, type JoinedRow, type JoinLimits } from '../../join/duckdb-join';
-import { emptyIssueCounts, type IssueCounts, type IssueLine } from '../../report/report';
+import { emptyIssueCounts, type IssueLine } from '../../report/report';
 import type { WireItem } from '../../rules/attribute-values';
 import { decodeCourses } from '../../rules/courses-list';
 import { isInFlight } from '../../rules/payment';
@@ -11,10 +11,9 @@ import { filesOfBucket, readManifests } from '../../snapshot/export-layout';
 import type { RunStorage } from '../../storage/run-storage';
 import { orphanIssues, planPolicy, readPayments } from '../plan-inputs';
 import { PartWriter, runLayout } from './layout';
+import { CANDIDATES_PER_FILE, type PlanBucketResult, type PlanTaskResult } from './plan-result';
 import type { PreparedRun, RunTaskContext, SnapshotKeys } from './run-request';
 
-/** User ids per candidate file: one repair task's work, small enough for a Map item's key. */
-export const CANDIDATES_PER_FILE = 2000;
 
 export interface PlanBucketTask {
   readonly runId: string;
@@ -30,15 +29,6 @@ export interface PlanBucketTask {
   readonly limits: JoinLimits;
 }
 
-export interface PlanBucketResult {
-  readonly bucket: number;
-  readonly paymentsScanned: number;
-  readonly usersScanned: number;
-  readonly inFlight: number;
-  readonly issues: IssueCounts;
-  readonly candidates: number;
-  readonly candidateKeys: readonly string[];
-}
 
 const byOrderId = (a: WireItem, b: WireItem, attr: string): number => {
   const left = a[attr]?.S ?? '';
@@ -130,11 +120,6 @@ export interface PlanTaskInput {
   readonly bucket: number;
 }
 
-/** What the repair Map iterates: a bucket's candidate files (its figures are in the run's results). */
-export interface PlanTaskResult {
-  readonly bucket: number;
-  readonly candidateKeys: readonly string[];
-}
 
 /** The join-and-plan task of one bucket: its figures are stored for finalize, its candidate files handed on. */
 export async function planBucketTask({ deps, storage }: RunTaskContext, input: PlanTaskInput): Promise<PlanTaskResult> {
