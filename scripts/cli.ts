@@ -29,7 +29,7 @@ const COMMANDS = {
   migrate: { mode: 'migrate', writes: true, trigger: 'manual', about: 'payment-sync: one-time migration of all payment history; backs up users first' },
   'cron-sync': { mode: 'cron-sync', writes: true, trigger: 'schedule', about: 'payment-cron-sync: the scheduled sync, with the change cap' },
   'cron-validate': { mode: 'cron-validate', writes: false, trigger: 'schedule', about: 'payment-cron-validate: the scheduled validation' },
-  health: { mode: undefined, writes: false, trigger: 'manual', about: 'payment-cron-health: tables, index, stream' },
+  health: { mode: undefined, writes: false, trigger: 'manual', about: 'payment-cron-health: tables, index, stream, the last sync and validation, the run lock, the hold, failures, point-in-time recovery' },
   'release-hold': { mode: undefined, writes: true, trigger: 'manual', about: 'payment-release-hold: lift the hold a capped scheduled run set, so scheduled fixes write again' },
   'env-check': { mode: undefined, writes: false, trigger: 'manual', about: 'payment-env-check: what a run needs (configuration, credentials, tables, index, stream, point-in-time recovery, run table, bucket), each with its fix' },
   undo: { mode: undefined, writes: true, trigger: 'manual', about: 'payment-undo -- <run id> [--dry-run]: put back the lists a run changed, where they are still what it wrote' },

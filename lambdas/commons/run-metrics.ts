@@ -3,7 +3,7 @@ import { ISSUE_KINDS } from '../core/rules/plan';
 import type { FullRunResult } from '../core/jobs/full-run/finalize';
 import { metrics } from '../core/observability';
 
-/** One per completed run, by mode: the missed-sync alarm and the health check read it. */
+/** One per completed run, by mode: the missed-sync alarm watches it (health reads the run records). */
 export const RUN_COMPLETED_METRIC = 'RunCompleted';
 
 /** A full run's figures as metrics; the alarms on missed scheduled runs watch `RunCompleted`. */

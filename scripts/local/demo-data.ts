@@ -31,7 +31,7 @@ export const DEFAULT_DEMO_MIX: DemoMix = { paidPerUser: 1.5, missing: 0.15, dupl
 export interface DemoDataset {
   readonly users: WireItem[];
   readonly payments: WireItem[];
-  /** How many of each drift the generator planted, to explain the first validation. */
+  /** How many of each drift the generator planted, counted as the report counts them (courses, not orders), to explain the first validation. */
   readonly planted: Record<string, number>;
 }
 
@@ -106,7 +106,8 @@ export function generateDemoData(options: DemoDataOptions, config: Pick<SyncConf
     if (chance(0.08)) {
       const courses = [fresh(), fresh()];
       payment(userId, courses, 'settlement');
-      plant('missing (multi-course order)');
+      // One order, two courses missing: the report counts courses.
+      for (let n = courses.length; n > 0; n--) plant('missing');
     }
     if (chance(mix.duplicate) && list.length > 0) {
       list.push(list[0] as WireValue);

@@ -1,6 +1,7 @@
 import { createSyncDeps, type SyncDeps } from '../../lambdas/core/deps';
 import { runLayout } from '../../lambdas/core/jobs/full-run/layout';
-import { isSkipped } from '../../lambdas/core/jobs/full-run/prepare';
+import { isSkipped, prepareRun } from '../../lambdas/core/jobs/full-run/prepare';
+import { scanSegmentTurn, TURN_MARGIN_MS } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
 import type { IssueLine } from '../../lambdas/core/report/report';
 import { RunRecords } from '../../lambdas/core/runs/run-records';
 import { generateDemoData, loadDemoData } from '../../scripts/local/demo-data';
@@ -141,5 +142,21 @@ describe('the full run as a state machine, run locally from the synthesized defi
     const backup = await readLines<Record<string, unknown>>(migration.storage, receipt.location);
     expect(backup).toEqual([{ userId: { S: 'u1' }, purchasedCourses: { L: [] } }]);
     expect(courseIdsOf(await tables.userCourses('u1'))).toEqual(['c1']);
+  });
+
+  test('a scan turn in Lambda hands its cursor back a margin before the invocation\'s time is up, after at least one page', async () => {
+    await plantDrift(20);
+    const ctx = { deps, storage: runFolder(), runs };
+    const prepared = await prepareRun(ctx, { run: { runId: 'turns', mode: 'validate', trigger: 'manual', segments: 1, buckets: 1, pageSize: 5 } });
+    if (isSkipped(prepared)) throw new Error('skipped');
+    const turn = { run: prepared.run, item: { table: 'payments' as const, segment: 0 } };
+    // No time left beyond the margin: one page, then the cursor goes back to the state machine.
+    expect(await scanSegmentTurn(ctx, turn, { remainingMs: TURN_MARGIN_MS })).toMatchObject({ done: false, items: 5 });
+    expect(await scanSegmentTurn(ctx, turn, { remainingMs: TURN_MARGIN_MS - 1 })).toMatchObject({ done: false, items: 10 });
+    // Time enough: the rest of the segment in one turn, from the stored cursor.
+    const rest = await scanSegmentTurn(ctx, turn, { remainingMs: 15 * 60_000 });
+    expect(rest.done).toBe(true);
+    expect(rest.items).toBe((await tables.dump('payments')).length);
+    await runs.releaseLock('turns');
   });
 });
