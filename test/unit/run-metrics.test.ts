@@ -7,7 +7,10 @@ import { emptyCounts, emptyIssueCounts } from '../../lambdas/core/report/report'
 function published(result: FullRunResult) {
   const added: Record<string, number> = {};
   const single: Array<{ name: string; value: number; dimensions: Record<string, string> }> = [];
-  jest.spyOn(metrics, 'addMetric').mockImplementation((name, _unit, value) => void (added[name] = value));
+  jest.spyOn(metrics, 'addMetric').mockImplementation((name, _unit, value) => {
+    added[name] = value;
+    return metrics;
+  });
   jest.spyOn(metrics, 'singleMetric').mockImplementation(() => {
     const dimensions: Record<string, string> = {};
     const one = { addDimension: (key: string, value: string) => void (dimensions[key] = value), addMetric: (name: string, _unit: unknown, value: number) => void single.push({ name, value, dimensions }) };
