@@ -10,7 +10,9 @@ export const handler = taskHandler(async (input: FinalizeInput & { run: { runId:
   const result = await finalizeRun(context, input);
   publishRunMetrics(result);
   if (result.status === 'failed') logger.error('run failed; the lock is released and the next run starts over', { result });
-  else if (result.capped || result.revocationCapReached) logger.error('run reached its cap and stopped writing; scheduled fixes are held until a person releases the hold', { result });
+  else if (result.capped || result.revocationCapReached) {
+    logger.error(result.trigger === 'schedule' ? 'run reached its cap and stopped writing; scheduled fixes are held until a person releases the hold' : 'run reached its cap and stopped writing', { result });
+  }
   else logger.info('run finished', { result });
   return result;
 });
