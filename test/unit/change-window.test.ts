@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { decideChangeWindow, MAX_CHANGE_WINDOW_HOURS, type ChangeWindowInput } from '../../lambdas/core/jobs/full-run/change-window';
-import type { RunMode } from '../../lambdas/core/report/report';
+import { emptyIssueCounts, type RunMode } from '../../lambdas/core/report/report';
 import type { RunRecord } from '../../lambdas/core/runs/run-records';
 
 const NOW = Date.parse('2026-11-27T12:00:00Z');
@@ -53,6 +53,8 @@ describe('the hourly sync\'s window', () => {
     ['no change source', input({ 'cron-sync': record('s', 'cron-sync', 60) }, { changeSource: undefined }), /no change source/],
     ['no completed sync', input({}), /no completed sync yet/],
     ['only held syncs', input({ 'cron-sync': record('held', 'cron-sync', 60, true) }), /no completed sync yet/],
+    ['a capped sync (it left users unfixed)', input({ 'cron-sync': { ...record('capped', 'cron-sync', 60), capped: true } }), /no completed sync yet/],
+    ['a sync with users in error', input({ fix: { ...record('errors', 'fix', 60), issues: { ...emptyIssueCounts(), error: 2 } } }), /no completed sync yet/],
     ['a baseline older than a day', input({ 'cron-sync': record('old', 'cron-sync', MAX_CHANGE_WINDOW_HOURS * 60) }), /older than the 24 hours/],
     ['a capture that began after the baseline', input({ 'cron-sync': record('s', 'cron-sync', 60) }, { changesSince: NOW - 30 * MINUTE }), /capture of writes began/],
   ])('a full run, and why: %s', (_label, decisionInput, reason) => {

@@ -28,18 +28,25 @@ export interface ChangeWindowInput {
 
 export type ChangeWindowDecision = { readonly window: ChangeWindow } | { readonly fullBecause: string };
 
+/**
+ * A run the next window may start from: it wrote (not held, not a dry run) and left nothing
+ * undone: a cap stopped none of its writes and no user was in error.
+ */
+const confirmedEveryUser = (record: RunRecord): boolean => !record.dryRun && !record.capped && (record.issues?.error ?? 0) === 0;
+
 const newest = (records: readonly (RunRecord | undefined)[]): RunRecord | undefined =>
   records.filter((record): record is RunRecord => record !== undefined && record.snapshotAt !== undefined).sort((a, b) => Date.parse(b.snapshotAt!) - Date.parse(a.snapshotAt!))[0];
 
 /**
  * Whether an hourly sync can read only what changed, and over which window: from the snapshot of
- * the last completed sync that wrote (a held or dry run fixed nothing), less an overlap, to now.
+ * the last completed sync that fixed everything it found (not held, dry, capped or with users in
+ * error), less an overlap, to now.
  * A validation after that snapshot adds its unfixed findings. Otherwise the reason it runs in full.
  */
 export function decideChangeWindow(input: ChangeWindowInput): ChangeWindowDecision {
   if (!input.changeSource) return { fullBecause: 'no change source: incremental exports need SNAPSHOT_MODE=export (point-in-time recovery); locally, the capture of writes' };
-  const baseline = newest(SYNC_BASELINE_MODES.map((mode) => input.lastCompleted[mode]).filter((record) => record && !record.dryRun));
-  if (!baseline) return { fullBecause: 'no completed sync yet to start from' };
+  const baseline = newest(SYNC_BASELINE_MODES.map((mode) => input.lastCompleted[mode]).filter((record) => record && confirmedEveryUser(record)));
+  if (!baseline) return { fullBecause: 'no completed sync yet that fixed all it found (held, dry, capped runs and runs with users in error do not count)' };
   const from = Math.max(Date.parse(baseline.snapshotAt!) - input.overlapMinutes * 60_000, input.changesSince ?? -Infinity);
   if (input.now - from > MAX_CHANGE_WINDOW_HOURS * 3_600_000) {
     return { fullBecause: `the last completed sync (${baseline.runId}, snapshot ${baseline.snapshotAt}) is older than the ${MAX_CHANGE_WINDOW_HOURS} hours an incremental export covers` };
