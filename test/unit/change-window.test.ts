@@ -37,6 +37,11 @@ describe('the hourly sync\'s window', () => {
     expect(decision).toMatchObject({ window: { toSeconds: (NOW - 5 * MINUTE) / 1000 } });
   });
 
+  test('an incremental export is never shorter than the 15 minutes DynamoDB takes: it reaches further back', () => {
+    const decision = decideChangeWindow(input({ 'cron-sync': record('sync-1', 'cron-sync', 1) }, { changeSource: 'incremental-export' }));
+    expect(decision).toMatchObject({ window: { fromSeconds: (NOW - 20 * MINUTE) / 1000, toSeconds: (NOW - 5 * MINUTE) / 1000 } });
+  });
+
   test('the newest sync that wrote is the baseline: a full fix counts, a held (dry) run does not', () => {
     const decision = decideChangeWindow(input({ 'cron-sync': record('held', 'cron-sync', 10, true), fix: record('fix-1', 'fix', 90), migrate: record('migrate-1', 'migrate', 600) }));
     expect(decision).toMatchObject({ window: { sinceRunId: 'fix-1', fromSeconds: (NOW - 105 * MINUTE) / 1000 } });

@@ -9,6 +9,8 @@ export const MAX_CHANGE_WINDOW_HOURS = 24;
  * minutes behind now; the local capture has every write at once.
  */
 const SETTLE_MS: Record<ChangeSource, number> = { 'incremental-export': 5 * 60_000, 'local-capture': 0 };
+/** DynamoDB refuses incremental exports of less than 15 minutes: a shorter window reaches further back. */
+const MIN_WINDOW_MS: Record<ChangeSource, number> = { 'incremental-export': 15 * 60_000, 'local-capture': 0 };
 /** Modes whose completed runs confirmed every user: what an hourly sync may start from. */
 export const SYNC_BASELINE_MODES: readonly RunMode[] = ['cron-sync', 'fix', 'migrate'];
 const VALIDATION_MODES: readonly RunMode[] = ['cron-validate', 'validate'];
@@ -58,7 +60,8 @@ export function decideChangeWindow(input: ChangeWindowInput): ChangeWindowDecisi
   const validation = newest(VALIDATION_MODES.map((mode) => input.lastCompleted[mode]));
   const laterValidation = validation && Date.parse(validation.snapshotAt!) > Date.parse(baseline.snapshotAt!) ? validation.runId : null;
   const to = input.now - SETTLE_MS[input.changeSource];
+  const start = Math.min(from, to - MIN_WINDOW_MS[input.changeSource]);
   // Seconds with their fraction (the API's timestamps take one): a whole second would drop the
   // writes of the window's last moments, or reach into the future.
-  return { window: { fromSeconds: from / 1000, toSeconds: to / 1000, sinceRunId: baseline.runId, validationRunId: laterValidation } };
+  return { window: { fromSeconds: start / 1000, toSeconds: to / 1000, sinceRunId: baseline.runId, validationRunId: laterValidation } };
 }
