@@ -1,4 +1,5 @@
 import type { ChildResult, TableFigures } from './child';
+import type { HourlyFigures } from './hourly';
 
 /**
  * Prices assumed for the cost model (on-demand, us-east-1 and most regions, as of 2025; check
@@ -11,7 +12,18 @@ export const PRICES = {
   writeRequestUnit: 0.625 / 1e6,
   /** ExportTableToPointInTime, per GB of table size; it reads no table capacity. */
   exportPerGb: 0.1,
+  /**
+   * ExportTableToPointInTime with `ExportType: INCREMENTAL_EXPORT`, per GB of changed data it
+   * processes (incremental exports launched September 2023 at the full export's rate); it reads
+   * no table capacity either.
+   */
+  incrementalExportPerGb: 0.1,
+  /** The smallest size an incremental export is billed for, MiB, per export: an assumption, not checked against a price list from this machine. */
+  incrementalExportMinimumMb: 10,
 };
+
+/** Hours in the month the monthly figures use (365 × 24 / 12). */
+export const HOURS_PER_MONTH = 730;
 
 /** The read budget the scan-mode minutes are given at. */
 export const READ_BUDGET_RCU_PER_SECOND = 4_000;
@@ -54,7 +66,7 @@ const sizes = (tables: Record<'payments' | 'users', TableFigures>) => ({
  * count the model uses (items, capacity, calls) grows linearly with the tables, so each is the
  * measured figure times `targetPayments / measured payments`.
  */
-export function costModel(validate: ChildResult, fix: ChildResult, targetPayments: number): CostModel {
+export function costModel(validate: ChildResult, fix: ChildResult, targetPayments: number, runsTable?: string): CostModel {
   const run = validate.fullRun;
   if (!run) throw new Error('the cost model needs a validate run');
   const measuredPayments = run.tables.payments.items;
@@ -67,8 +79,11 @@ export function costModel(validate: ChildResult, fix: ChildResult, targetPayment
   const items = run.tables.payments.items + run.tables.users.items;
   const tableGib = (bytes * scale) / GIB;
   const tableGibWithOverhead = ((bytes + items * ITEM_OVERHEAD_BYTES) * scale) / GIB;
-  const repairReads = ((fix.units.GetItemCommand ?? 0) + (fix.units.QueryCommand ?? 0)) * scale;
-  const repairWrites = (fix.units.UpdateItemCommand ?? 0) * scale;
+  // The run's own records (lock, run record, each repair batch's read and usage update) are not the repair's.
+  const runs = runsTable === undefined ? undefined : fix.tables?.[runsTable];
+  const data = (figures: Record<string, number>, own: Record<string, number> | undefined, command: string): number => (figures[command] ?? 0) - (own?.[command] ?? 0);
+  const repairReads = (data(fix.units, runs?.units, 'GetItemCommand') + data(fix.units, runs?.units, 'QueryCommand')) * scale;
+  const repairWrites = data(fix.units, runs?.units, 'UpdateItemCommand') * scale;
   return {
     payments: targetPayments,
     users,
@@ -83,12 +98,94 @@ export function costModel(validate: ChildResult, fix: ChildResult, targetPayment
     export: { tableGib, tableGibWithOverhead, dollars: tableGib * PRICES.exportPerGb, dollarsWithOverhead: tableGibWithOverhead * PRICES.exportPerGb },
     repair: {
       usersNeedingFix: run.usersNeedingFix * scale,
-      updateItems: (fix.calls.UpdateItemCommand ?? 0) * scale,
+      updateItems: data(fix.calls, runs?.calls, 'UpdateItemCommand') * scale,
       writeUnits: repairWrites,
-      getItems: (fix.calls.GetItemCommand ?? 0) * scale,
-      queries: (fix.calls.QueryCommand ?? 0) * scale,
+      getItems: data(fix.calls, runs?.calls, 'GetItemCommand') * scale,
+      queries: data(fix.calls, runs?.calls, 'QueryCommand') * scale,
       readUnits: repairReads,
       dollars: repairWrites * PRICES.writeRequestUnit + repairReads * PRICES.readRequestUnit,
     },
+  };
+}
+
+/** The hourly sync, as the model prices it: one hour's changes at `changedFraction` of the payments. */
+export interface HourlyCostModel {
+  readonly changedFraction: number;
+  /** Target changed payments per hour / the payment lines the measured sync exported. */
+  readonly scale: number;
+  readonly changedPayments: number;
+  /** User items written in the hour (the measured lists, scaled in the same proportion to the payments). */
+  readonly changedUsers: number;
+  readonly candidates: number;
+  /** The candidates' reconcile: consistent GetItem + index Query each, and the repairs' writes (measured, scaled). */
+  readonly getItems: number;
+  readonly queries: number;
+  readonly readUnits: number;
+  readonly writeUnits: number;
+  /** The two incremental exports' data: changed items' new images, plus old images where the item existed before. */
+  readonly exportGib: { readonly payments: number; readonly users: number; readonly total: number };
+  /** If every payment write also wrote its user (the stream's grant): the users' export grows by that many items, with old images. */
+  readonly exportGibWithGrants: number;
+  /** Billed size with the per-export minimum, one export per table. */
+  readonly billedExportGib: number;
+  readonly dollars: { readonly reads: number; readonly writes: number; readonly export: number; readonly total: number };
+  /** The full hourly pass it replaces: the scan's read units or a full export's size, every hour. */
+  readonly full: { readonly scanReadUnits: number; readonly scanDollars: number; readonly exportGib: number; readonly exportGibWithOverhead: number; readonly exportDollars: number; readonly exportDollarsWithOverhead: number };
+  /** Hourly by changes against the full scan: read units, per hour. */
+  readonly readUnitRatio: number;
+}
+
+const MB = 1024 ** 2;
+
+/**
+ * The hourly sync by changes at 10 million payments: the measured W1 sync (planted drift of
+ * about 0.1% of W1's payments) scaled so that `changedFraction` of the target's payments
+ * changed in the hour, with the item sizes of the validate's snapshot. What it reads grows with
+ * what changed, not with the tables: candidates × (one consistent GetItem + one index Query).
+ */
+export function hourlyCostModel(validate: ChildResult, hourly: HourlyFigures, targetPayments: number, changedFraction = 0.001): HourlyCostModel {
+  const base = costModel(validate, validate, targetPayments);
+  const sync = hourly.hourly;
+  const exported = hourly.exported;
+  const scale = (targetPayments * changedFraction) / Math.max(1, exported.payments.lines);
+  const size = base.averageItemBytes;
+  // Changed items' images in the export, at the snapshot's average sizes: one new image per line, one old image per line whose item existed before.
+  const bytes = (figures: HourlyFigures['exported']['payments'], average: number) => (figures.lines + figures.withOldImage) * average * scale;
+  const paymentsGib = bytes(exported.payments, size.payments) / GIB;
+  const usersGib = bytes(exported.users, size.users) / GIB;
+  const grantsGib = (targetPayments * changedFraction * size.users * 2) / GIB;
+  const minimumGib = (PRICES.incrementalExportMinimumMb * MB) / GIB;
+  const billedExportGib = Math.max(minimumGib, paymentsGib) + Math.max(minimumGib, usersGib);
+  // Reads and writes on the two synced tables (the run table's few calls are left out).
+  const empty = { calls: {}, units: {}, itemsRead: 0, readUnits: 0, writeUnits: 0 };
+  const onData = [sync.meter.tables[hourly.tables.payments] ?? empty, sync.meter.tables[hourly.tables.users] ?? empty];
+  const readUnits = onData.reduce((sum, table) => sum + table.readUnits, 0) * scale;
+  const writeUnits = onData.reduce((sum, table) => sum + table.writeUnits, 0) * scale;
+  const reads = readUnits * PRICES.readRequestUnit;
+  const writes = writeUnits * PRICES.writeRequestUnit;
+  const exportDollars = billedExportGib * PRICES.incrementalExportPerGb;
+  return {
+    changedFraction,
+    scale,
+    changedPayments: exported.payments.lines * scale,
+    changedUsers: exported.users.lines * scale,
+    candidates: (sync.changes?.candidates ?? 0) * scale,
+    getItems: (sync.meter.tables[hourly.tables.users]?.calls.GetItemCommand ?? 0) * scale,
+    queries: (sync.meter.tables[hourly.tables.payments]?.calls.QueryCommand ?? 0) * scale,
+    readUnits,
+    writeUnits,
+    exportGib: { payments: paymentsGib, users: usersGib, total: paymentsGib + usersGib },
+    exportGibWithGrants: paymentsGib + usersGib + grantsGib,
+    billedExportGib,
+    dollars: { reads, writes, export: exportDollars, total: reads + writes + exportDollars },
+    full: {
+      scanReadUnits: base.scan.readUnits,
+      scanDollars: base.scan.onDemandDollars,
+      exportGib: base.export.tableGib,
+      exportGibWithOverhead: base.export.tableGibWithOverhead,
+      exportDollars: base.export.dollars,
+      exportDollarsWithOverhead: base.export.dollarsWithOverhead,
+    },
+    readUnitRatio: readUnits / base.scan.readUnits,
   };
 }

@@ -8,7 +8,8 @@ import { loadConfig } from '../../lambdas/core/config';
 import { LOCAL_CREDENTIALS, localClient } from '../local/embedded-dynamodb';
 import { startFaultProxy } from '../local/fault-proxy';
 import type { ChildResult, ChildTask } from './child';
-import { costModel, PRICES, READ_BUDGET_RCU_PER_SECOND } from './cost';
+import { costModel, HOURS_PER_MONTH, hourlyCostModel, PRICES, READ_BUDGET_RCU_PER_SECOND } from './cost';
+import type { HourlyFigures, HourlyRunFigures } from './hourly';
 import { startDynaliteProcess } from './server';
 import { createScenarioTables, deleteScenarioTables, generateWorkload, loadParallel, QUICK, scaled, scenarioConfig, W1, type WorkloadSize } from './workload';
 
@@ -17,17 +18,21 @@ import { createScenarioTables, deleteScenarioTables, generateWorkload, loadParal
  * scenario and loaded into dynalite in its own process; every measurement runs in a child
  * process of its own (child.ts) on the same tables, in an order that lets the read-only ones
  * see the drifted data: bare scan → seed-style baseline → validate → fix → validate again,
- * then the stream's latency; then 4× W1 for the scan, the validate and its memory, and the
+ * then the stream's latency and the hourly sync by changes (a full fix, then hourly syncs before
+ * and after planted drift, on a clock moved forward); then 4× W1 for the scan, the validate and its memory, and the
  * per-user fix.
  */
 const USAGE = `usage: npm run bench -- [--payments N] [--users N] [--quick] [--seed N] [--segments N] [--buckets N]
-                       [--repeat N] [--live N] [--per-user N] [--skip-4x] [--profile] [--json FILE]
+                       [--repeat N] [--live N] [--per-user N] [--hourly-payments N] [--hourly-lists N]
+                       [--skip-4x] [--profile] [--json FILE]
   --payments N, --users N  W1's size (default 100000 / 25000; from 0.5 to 16 payments a user); --quick: 5000 / 1250
   --seed N                 generator seed (default 42)
   --segments N, --buckets N  the full run's scan segments per table (SCAN_SEGMENTS, 4) and join buckets (JOIN_BUCKETS, 1)
   --repeat N               bare scan and validate runs per scale, alternating; medians reported (default 3)
   --live N                 webhook writes timed through the local stream (default 200; 0 skips)
   --per-user N             users fixed one by one on the 4x tables (default 200; 0 skips)
+  --hourly-payments N, --hourly-lists N  drift planted before the measured hourly sync: settled payments
+                           for courses users lack, lists written back without a paid course (default 100 / 20; both 0 skip it)
   --skip-4x                no 4x scenario (no memory scaling figure)
   --profile                sample the validate's main thread even when its targets are met
   --json FILE              also write every figure as JSON`;
@@ -48,6 +53,8 @@ interface Options {
   readonly buckets: number;
   readonly live: number;
   readonly perUser: number;
+  readonly hourlyPayments: number;
+  readonly hourlyLists: number;
   readonly repeat: number;
   readonly skip4x: boolean;
   readonly profile: boolean;
@@ -69,6 +76,8 @@ function parseOptions(argv: readonly string[]): Options {
         buckets: { type: 'string' },
         live: { type: 'string' },
         'per-user': { type: 'string' },
+        'hourly-payments': { type: 'string' },
+        'hourly-lists': { type: 'string' },
         repeat: { type: 'string' },
         'skip-4x': { type: 'boolean', default: false },
         profile: { type: 'boolean', default: false },
@@ -97,6 +106,8 @@ function parseOptions(argv: readonly string[]): Options {
     buckets: whole('buckets', values.buckets, defaults.joinBuckets, 1),
     live: whole('live', values.live, 200, 0),
     perUser: whole('per-user', values['per-user'], 200, 0),
+    hourlyPayments: whole('hourly-payments', values['hourly-payments'], 100, 0),
+    hourlyLists: whole('hourly-lists', values['hourly-lists'], 20, 0),
     repeat: whole('repeat', values.repeat, 3, 1),
     skip4x: values['skip-4x'],
     profile: values.profile,
@@ -252,6 +263,7 @@ interface Figures {
   readonly fix: ChildResult;
   readonly revalidate: ChildResult;
   readonly live?: ChildResult;
+  readonly hourly?: ChildResult;
   readonly throttled: ThrottledFigures;
   readonly x4?: {
     readonly loaded: Loaded;
@@ -271,7 +283,12 @@ function report(f: Figures): string {
   const items = f.scan.scan!.items.payments + f.scan.scan!.items.users;
   const rate = (r: ChildResult) => `${n((items / r.ms) * 1000)}`;
   const cpu = (r: ChildResult) => [s(r.cpuMs), r.serverCpuMs === undefined ? 'n/a' : s(r.serverCpuMs)];
-  const updates = f.fix.calls.UpdateItemCommand ?? 0;
+  // The data's calls: a run's own records (lock, run record, each repair batch's read and usage update) go through the same client.
+  const names = scenarioConfig('http://127.0.0.1:1', 'w1');
+  const onData = (r: ChildResult, command: string): number =>
+    r.tables ? (r.tables[names.usersTable]?.calls[command] ?? 0) + (r.tables[names.paymentsTable]?.calls[command] ?? 0) : (r.calls[command] ?? 0);
+  const runTableCalls = (r: ChildResult): number => Object.values(r.tables?.[names.runsTable]?.calls ?? {}).reduce((sum, count) => sum + count, 0);
+  const updates = onData(f.fix, 'UpdateItemCommand');
   out.push(`payment-sync benchmark · W1 ${n(f.w1.payments)} payments, ${n(f.w1.users)} users (seed ${f.options.seed}) · ${f.options.segments} segments/table, ${f.options.buckets} bucket(s)`);
   out.push(`machine: ${f.machine.cpus} CPUs (${f.machine.cpuModel}), ${f.machine.memoryGib} GiB, Node ${f.machine.node}; dynalite (in memory) in its own process; each measurement in its own process`);
   out.push(`W1 planted: ${Object.entries(f.w1.planted).map(([kind, count]) => `${kind} ${n(count)}`).join(', ')}`);
@@ -297,7 +314,7 @@ function report(f: Figures): string {
           ...cpu(f.fix),
           rate(f.fix),
           `${n(f.fix.readUnits, 1)} R / ${n(f.fix.writeUnits, 1)} W`,
-          `${n(f.fix.calls.ScanCommand ?? 0)} Scan, ${n(f.fix.calls.QueryCommand ?? 0)} Query, ${n(f.fix.calls.GetItemCommand ?? 0)} GetItem, ${n(updates)} UpdateItem`,
+          `${n(onData(f.fix, 'ScanCommand'))} Scan, ${n(onData(f.fix, 'QueryCommand'))} Query, ${n(onData(f.fix, 'GetItemCommand'))} GetItem, ${n(updates)} UpdateItem${f.fix.tables ? ` (+ ${n(runTableCalls(f.fix))} on the run table)` : ''}`,
           `${ratio(f.fix.ms / f.scan.ms)} the scan`,
         ],
         ['(e) payment-validate again, after the fix', s(f.revalidate.ms), ...cpu(f.revalidate), rate(f.revalidate), n(f.revalidate.readUnits, 1), `${n(f.revalidate.calls.ScanCommand ?? 0)} Scan`, `${ratio(f.revalidate.ms / f.scan.ms)} the scan`],
@@ -380,11 +397,15 @@ function report(f: Figures): string {
   const lat = f.live?.live?.latenciesMs;
   if (lat && lat.length > 0) {
     out.push(`live grant, webhook write → capture proxy → stream handler → user write: p50 ${percentile(lat, 50).toFixed(1)} ms, p95 ${percentile(lat, 95).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms over ${lat.length} writes`);
+  }
   {
     const t = f.throttled;
     out.push(`fix under ${THROTTLE_RATE * 100}% throttling (${n(t.size.payments)} payments, ${n(t.size.users)} users; ${n(t.throttledCalls)} of ${n(t.calls)} calls answered ProvisionedThroughputExceeded/Throttling): ${s(t.throttled.ms)} s against ${s(t.clean.ms)} s fault-free, ${ratio(t.throttled.ms / t.clean.ms)}; users fixed ${n(t.throttled.fullRun?.counts.usersFixed ?? NaN)} / ${n(t.clean.fullRun?.counts.usersFixed ?? NaN)}`);
   }
-  }
+  const render = [f.validate, f.fix].map((r) => r.fullRun?.renderMs).filter((ms) => ms !== undefined);
+  if (render.length > 0) out.push(`state machine definition, first render in a process (CDK synth; done before each run's clock starts, not part of a run on AWS): ${render.map((ms) => s(ms)).join(' / ')} s (validate / fix)`);
+  const hourly = f.hourly?.hourly;
+  if (hourly) out.push('', ...hourlyReport(hourly));
 
   out.push('');
   out.push('targets:');
@@ -397,8 +418,13 @@ function report(f: Figures): string {
     const growth = rss4 / rss1;
     target('peak memory at 4× ≤ 1.25× that at 1× (validate, medians)', `${ratio(growth)} (${n(rss4)} / ${n(rss1)} MiB)`, growth <= 1.25);
   } else out.push('  (not run) peak memory at 4× ≤ 1.25× that at 1×: --skip-4x');
+  if (hourly) {
+    const h = hourlyFigures(hourly);
+    target('hourly sync reads ≤ 2% of the items a full run reads', `${(100 * h.share).toFixed(2)}% (${n(h.hourlyItems)} / ${n(h.fullItems)})`, h.share <= 0.02);
+    target('hourly sync repairs exactly the drifted users', `${h.exact ? 'yes' : 'no'} (repaired ${n(hourly.hourly.repairedUsers.length)}, drifted ${n(hourly.drift.driftedUsers.length)}; missed ${hourly.missed.length}, extra ${hourly.extra.length})`, h.exact);
+  } else out.push('  (not run) hourly sync figures: --hourly-payments 0 --hourly-lists 0');
 
-  const cost = costModel(f.validate, f.fix, 10_000_000);
+  const cost = costModel(f.validate, f.fix, 10_000_000, names.runsTable);
   out.push('');
   out.push(`cost model, 10,000,000 payments and ${n(cost.users)} users (W1's proportion), scaled ${cost.scale.toFixed(0)}× from the measured counts:`);
   out.push(`  average item size as DynamoDB counts it: payments ${cost.averageItemBytes.payments.toFixed(0)} B, users ${cost.averageItemBytes.users.toFixed(0)} B`);
@@ -409,9 +435,101 @@ function report(f: Figures): string {
   out.push(
     `  repair: ${n(cost.repair.usersNeedingFix)} users needing a fix → ${n(cost.repair.updateItems)} conditional UpdateItem (${n(cost.repair.writeUnits)} write units), ${n(cost.repair.getItems)} consistent GetItem + ${n(cost.repair.queries)} index Query (${n(cost.repair.readUnits)} read units): $${cost.repair.dollars.toFixed(2)} on demand at $${(PRICES.writeRequestUnit * 1e6).toFixed(3)}/M write units`,
   );
+  if (hourly) {
+    const hc = hourlyCostModel(f.validate, hourly, 10_000_000);
+    const mb = (gib: number) => `${(gib * 1024).toFixed(2)} MiB`;
+    out.push(
+      `  hourly sync by changes, ${(hc.changedFraction * 100).toFixed(1)}% of payments changed an hour (the measured sync scaled ${hc.scale.toFixed(0)}×): ${n(hc.changedPayments)} payments and ${n(hc.changedUsers)} user items changed, ${n(hc.candidates)} candidates`,
+    );
+    out.push(
+      `    reads: ${n(hc.getItems)} consistent GetItem + ${n(hc.queries)} index Query = ${n(hc.readUnits)} read units an hour (${(100 * hc.readUnitRatio).toFixed(1)}% of the full scan's ${n(hc.full.scanReadUnits)}); the repairs' writes ${n(hc.writeUnits)} write units`,
+    );
+    out.push(
+      `    incremental exports (no read capacity): payments ${mb(hc.exportGib.payments)} + users ${mb(hc.exportGib.users)} = ${mb(hc.exportGib.total)} of changed items an hour (${mb(hc.exportGibWithGrants)} if each payment's grant also rewrote its user); billed at least ${PRICES.incrementalExportMinimumMb} MiB per export (assumed): ${mb(hc.billedExportGib)} = $${hc.dollars.export.toFixed(4)} at $${PRICES.incrementalExportPerGb}/GB`,
+    );
+    const finding = hc.dollars.reads + hc.dollars.export;
+    out.push(
+      `    finding the drift, per hour: $${finding.toFixed(4)} (reads $${hc.dollars.reads.toFixed(4)} + exports $${hc.dollars.export.toFixed(4)}) against a full pass every hour: scan $${hc.full.scanDollars.toFixed(3)} (${n(hc.full.scanReadUnits)} read units) or export $${hc.full.exportDollars.toFixed(2)}–$${hc.full.exportDollarsWithOverhead.toFixed(2)}; a month (${HOURS_PER_MONTH} h): $${(finding * HOURS_PER_MONTH).toFixed(2)} against $${(hc.full.scanDollars * HOURS_PER_MONTH).toFixed(2)} (scan) or $${(hc.full.exportDollars * HOURS_PER_MONTH).toFixed(0)}–$${(hc.full.exportDollarsWithOverhead * HOURS_PER_MONTH).toFixed(0)} (export); the repairs' writes ($${hc.dollars.writes.toFixed(4)} an hour) are the same either way`,
+    );
+  }
   out.push('');
   out.push(`loading: 1× ${s(f.w1.loadMs)} s${f.x4 ? `, 4× ${s(f.x4.loaded.loadMs)} s` : ''}; whole bench ${(f.totalMs / 60_000).toFixed(1)} min`);
   return out.join('\n');
+}
+
+/** Items a run read from the two tables, as its summary counts them (an hourly sync: its export's lines, then its candidates' users and payments). */
+const summaryItems = (r: HourlyRunFigures): number => (r.changes?.changeLines ?? 0) + (r.counts.usersScanned ?? 0) + (r.counts.paymentsScanned ?? 0);
+/** The same from the meter: items the two tables' reads returned, plus an hourly sync's export lines. */
+const meterItems = (h: HourlyFigures, r: HourlyRunFigures): number =>
+  (r.changes?.changeLines ?? 0) + (r.meter.tables[h.tables.payments]?.itemsRead ?? 0) + (r.meter.tables[h.tables.users]?.itemsRead ?? 0);
+
+function hourlyFigures(h: HourlyFigures) {
+  const fullItems = summaryItems(h.full);
+  const hourlyItems = summaryItems(h.hourly);
+  const exact = h.missed.length === 0 && h.extra.length === 0 && h.hourly.repairedUsers.length === h.drift.driftedUsers.length && h.drift.notDrifted.length === 0;
+  return { fullItems, hourlyItems, share: hourlyItems / fullItems, exact };
+}
+
+function hourlyReport(h: HourlyFigures): string[] {
+  const out: string[] = [];
+  const { share, exact, fullItems, hourlyItems } = hourlyFigures(h);
+  const units = (r: HourlyRunFigures) => {
+    const p = r.meter.tables[h.tables.payments];
+    const u = r.meter.tables[h.tables.users];
+    return `${n((p?.readUnits ?? 0) + (u?.readUnits ?? 0), 1)} R / ${n((p?.writeUnits ?? 0) + (u?.writeUnits ?? 0), 1)} W`;
+  };
+  const read = (r: HourlyRunFigures) => {
+    const p = r.meter.tables[h.tables.payments]?.calls ?? {};
+    const u = r.meter.tables[h.tables.users]?.calls ?? {};
+    const parts = [
+      r.changes ? `${n(r.changes.changeLines)} export lines` : '',
+      p.ScanCommand || u.ScanCommand ? `${n((p.ScanCommand ?? 0) + (u.ScanCommand ?? 0))} Scan` : '',
+      u.GetItemCommand ? `${n(u.GetItemCommand)} GetItem` : '',
+      p.QueryCommand ? `${n(p.QueryCommand)} Query` : '',
+      u.UpdateItemCommand ? `${n(u.UpdateItemCommand)} UpdateItem` : '',
+    ];
+    return parts.filter((part) => part !== '').join(', ');
+  };
+  const row = (label: string, r: HourlyRunFigures) => [
+    label,
+    s(r.ms),
+    s(r.beforeRepairMs),
+    n(summaryItems(r)),
+    n(meterItems(h, r)),
+    units(r),
+    read(r),
+    r.changes ? n(r.changes.candidates) : '—',
+    n(r.counts.usersFixed ?? 0),
+  ];
+  out.push(`hourly sync by changes on W1 after the fix (one process: capture proxy with a change log in front of dynalite, one clock moved forward; the first render of the definition, ${s(h.renderMs)} s, before any run):`);
+  out.push(
+    table(
+      ['run (bench clock)', 'wall s', 'until repair s', 'items read', 'items (meter)', 'units', 'calls on the two tables', 'candidates', 'users fixed'],
+      [
+        row(`(a) full fix, manual (+${h.full.atMinutes} min)`, h.full),
+        row(`(b) hourly sync (+${h.absorb.atMinutes} min): absorbs (a)'s writes`, h.absorb),
+        row(`(d) hourly sync (+${h.hourly.atMinutes} min) after the drift`, h.hourly),
+      ],
+    ),
+  );
+  const d = h.drift;
+  out.push(
+    `(c) drift at +${h.hourly.atMinutes} min, through the capture with the stream stopped: ${n(d.payments)} settled payments for ${n(d.paymentUsers)} users (courses they neither list nor paid for, dated before the grace window), ${n(d.lists)} lists written back without a paid course; ${n(d.driftedUsers.length)} distinct users, each confirmed drifted by a dry-run reconcile${d.notDrifted.length > 0 ? ` (${d.notDrifted.length} planted users NOT drifted: ${d.notDrifted.slice(0, 5).join(', ')})` : ''}; ${n(d.passedOver)} random picks passed over (not in sync before, or nothing to plant)`,
+  );
+  const c = h.hourly.changes;
+  if (c) {
+    out.push(
+      `(d)'s window ${c.from} – ${c.to} (since ${c.sinceRunId}, less the overlap): ${n(c.changeLines)} export lines (payments ${n(h.exported.payments.lines)}, users ${n(h.exported.users.lines)}) → ${n(c.candidates)} candidates (${n(c.fromPayments)} from payments, ${n(c.fromUsers)} from users, ${n(c.fromValidation)} from a validation)`,
+    );
+  } else out.push(`(d) did not read by changes: ${h.hourly.fullBecause ?? 'no window'}`);
+  if (h.absorb.changes) out.push(`(b)'s window: ${n(h.absorb.changes.changeLines)} export lines → ${n(h.absorb.changes.candidates)} candidates; users fixed ${n(h.absorb.counts.usersFixed ?? 0)}`);
+  else out.push(`(b) did not read by changes: ${h.absorb.fullBecause ?? 'no window'}`);
+  out.push(`hourly items read / full run items read: ${(100 * share).toFixed(2)}% (${n(hourlyItems)} / ${n(fullItems)}; target ≤ 2%)`);
+  out.push(
+    `repaired users == drifted users: ${exact ? 'yes' : 'no'} (${n(h.hourly.repairedUsers.length)} / ${n(d.driftedUsers.length)}; missed ${h.missed.length}${h.missed.length ? ` ${h.missed.slice(0, 5).join(', ')}` : ''}, extra ${h.extra.length}${h.extra.length ? ` ${h.extra.slice(0, 5).join(', ')}` : ''}; still drifted after it: ${h.stillDrifted})`,
+  );
+  out.push(`times: hourly sync ${s(h.hourly.ms)} s, full fix ${s(h.full.ms)} s (${ratio(h.hourly.ms / h.full.ms)}); client CPU ${s(h.hourly.cpuMs)} / ${s(h.full.cpuMs)} s`);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,6 +568,19 @@ async function main(): Promise<void> {
     const fix = await measure('(d) fix', { ...fullRun, mode: 'fix' });
     const revalidate = await measure('(e) validate after the fix', { ...fullRun, mode: 'validate' });
     const live = options.live > 0 ? await measure(`live stream latency, ${options.live} writes`, { ...base, kind: 'live', writes: options.live, users: w1.users }) : undefined;
+    const hourly =
+      options.hourlyPayments + options.hourlyLists > 0
+        ? await measure(`hourly sync by changes: full fix, hourly sync, ${options.hourlyPayments} payments + ${options.hourlyLists} lists of drift, hourly sync`, {
+            ...base,
+            kind: 'hourly',
+            segments,
+            buckets,
+            users: w1.users,
+            seed: options.seed,
+            driftPayments: options.hourlyPayments,
+            driftLists: options.hourlyLists,
+          })
+        : undefined;
     await dropScenario(endpoint, 'w1');
     const throttled = await measureThrottled(endpoint, options);
 
@@ -469,7 +600,7 @@ async function main(): Promise<void> {
       await dropScenario(endpoint, 'w4');
       x4 = { loaded, scan: medianRun(scans4), scans: scans4, validate: medianRun(validates4), validates: validates4, ...(perUser && { perUser }) };
     }
-    const figures: Figures = { options, machine, w1, scan, scans, baseline, validate, validates, breakdownRun: validates[0] as ChildResult, ...(profiled && { profiled }), fix, revalidate, ...(live && { live }), throttled, ...(x4 && { x4 }), totalMs: performance.now() - benchStarted };
+    const figures: Figures = { options, machine, w1, scan, scans, baseline, validate, validates, breakdownRun: validates[0] as ChildResult, ...(profiled && { profiled }), fix, revalidate, ...(live && { live }), ...(hourly && { hourly }), throttled, ...(x4 && { x4 }), totalMs: performance.now() - benchStarted };
     console.log(report(figures));
     if (options.json) writeFileSync(options.json, `${JSON.stringify(figures, null, 2)}\n`);
   } finally {
