@@ -130,13 +130,13 @@ export class Monitoring extends Construct {
       metric: productMetric('RunCapped', { period: syncPeriod }),
       threshold: 1,
       comparisonOperator: above,
-      alarmDescription: 'A scheduled run reached its change cap and stopped changing users: check the attribute mapping, then run payment-fix by hand.',
+      alarmDescription: 'A run reached its change cap and stopped changing users (a scheduled one set the hold): check the attribute mapping, then run payment-fix by hand.',
     });
-    this.alarm('RunIncomplete', {
-      metric: productMetric('RunIncomplete', { period: syncPeriod }),
+    this.alarm('RunHeld', {
+      metric: productMetric('RunHeld', { period: syncPeriod }),
       threshold: 1,
       comparisonOperator: above,
-      alarmDescription: 'A full run ran out of its time budget before covering both tables.',
+      alarmDescription: 'Scheduled fixes only report: a capped run set the hold. Read its report, then release the hold (npm run payment-release-hold, or the sync function with {"releaseHold": true}).',
     });
     this.alarm('Unhealthy', {
       metric: productMetric('HealthStatus', { statistic: cloudwatch.Stats.MAXIMUM, period: healthPeriod }),
@@ -183,8 +183,9 @@ export class Monitoring extends Construct {
       graph('Full runs', [
         productMetric('RunCompleted', { dimensions: { mode: 'cron-sync' }, period: syncPeriod }),
         productMetric('RunCompleted', { dimensions: { mode: 'cron-validate' }, period: syncPeriod }),
-        runMetric('RunIncomplete'),
         runMetric('RunCapped'),
+        runMetric('RunHeld'),
+        runMetric('RunFailed'),
       ]),
       graph('Full runs: repairs', ['UsersFixed', 'CoursesAdded', 'CoursesRemoved', 'DuplicatesRemoved'].map((name) => runMetric(name))),
       graph('Full runs: duration (ms)', [runMetric('RunDurationMs', cloudwatch.Stats.MAXIMUM)]),

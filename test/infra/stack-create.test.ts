@@ -530,7 +530,7 @@ describe('the run state machines: shape', () => {
       const finished = state(definition, finalize.Next!);
       const failed = state(definition, choose(finished, { status: 'failed', error: 'States.TaskFailed: boom' }));
       expect(failed).toEqual({ Type: 'Fail', Error: 'RunFailed', CausePath: '$.error' });
-      for (const status of ['completed', 'incomplete']) expect(state(definition, choose(finished, { status })).Type).toBe('Succeed');
+      expect(state(definition, choose(finished, { status: 'completed' })).Type).toBe('Succeed');
     }
   });
 
@@ -1005,8 +1005,8 @@ describe('alarms', () => {
     expect(expression.asString()).toBe('SUM([k0, k1])');
   });
 
-  it('fires on capped and incomplete runs and on an unhealthy (or silent) health check', () => {
-    for (const metric of ['RunCapped', 'RunIncomplete']) {
+  it('fires on capped and held runs and on an unhealthy (or silent) health check', () => {
+    for (const metric of ['RunCapped', 'RunHeld']) {
       template().hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'PaymentSync', MetricName: metric, Threshold: 1 });
     }
     template().hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -1033,8 +1033,9 @@ describe('dashboard', () => {
       new Set([
         ...Object.values(STREAM_METRICS),
         'RunCompleted',
-        'RunIncomplete',
         'RunCapped',
+        'RunHeld',
+        'RunFailed',
         'UsersFixed',
         'CoursesAdded',
         'CoursesRemoved',
