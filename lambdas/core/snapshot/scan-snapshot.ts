@@ -27,7 +27,7 @@ export interface SegmentTask {
   readonly totalSegments: number;
   /** Each page is written as one file per join bucket, so that a bucket's join reads only its own files. */
   readonly buckets: number;
-  /** Epoch ms after which the worker stops at the next page and answers `done: false`. */
+  /** Epoch ms after which the worker stops at the next page and answers `done: false`; it reads one page at least, so every turn advances. */
   readonly deadline?: number;
   /** Pages this turn may read at most; undefined = until the segment ends or the deadline. */
   readonly maxPages?: number;
@@ -84,13 +84,20 @@ async function writePage(storage: RunStorage, task: SegmentTask, keyAttr: string
  * the cursor rewrites the same file on resume: a resumed segment holds exactly what an
  * uninterrupted one does. Reads are paced by the shared read budget.
  */
-export async function scanSnapshotSegment(deps: SyncDeps, storage: RunStorage, budget: ReadBudget, task: SegmentTask): Promise<SegmentProgress> {
+export async function scanSnapshotSegment(
+  deps: SyncDeps,
+  storage: RunStorage,
+  budget: ReadBudget,
+  task: SegmentTask,
+  /** Told after each stored page: a display follows the scan with it. */
+  onPage?: (progress: SegmentProgress) => void,
+): Promise<SegmentProgress> {
   let checkpoint = await readCheckpoint(storage, task);
   let pageNumber = checkpoint.page;
   const tableName = task.table === 'payments' ? deps.config.paymentsTable : deps.config.usersTable;
   const keyAttr = task.table === 'payments' ? deps.config.payment.user : deps.config.user.key;
   for (let pages = 0; !checkpoint.done && pages < (task.maxPages ?? Infinity); pages++) {
-    if (task.deadline !== undefined && deps.now() >= task.deadline) break;
+    if (pages > 0 && task.deadline !== undefined && deps.now() >= task.deadline) break;
     await budget.ready();
     const page = await scanSegmentPage(deps.client, tableName, {
       segment: task.segment,
@@ -103,6 +110,7 @@ export async function scanSnapshotSegment(deps: SyncDeps, storage: RunStorage, b
     pageNumber++;
     checkpoint = { cursor: page.cursor, done: page.cursor === undefined, page: pageNumber, files: [...checkpoint.files, ...files], consumedCapacity: checkpoint.consumedCapacity + page.consumedCapacity };
     await storage.put(checkpointKey(task), JSON.stringify(checkpoint));
+    onPage?.({ done: checkpoint.done, items: itemsOf(checkpoint), consumedCapacity: checkpoint.consumedCapacity });
   }
   return { done: checkpoint.done, items: itemsOf(checkpoint), consumedCapacity: checkpoint.consumedCapacity };
 }

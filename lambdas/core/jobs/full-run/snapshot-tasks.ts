@@ -37,20 +37,14 @@ export async function scanSegmentTurn({ deps, storage }: RunTaskContext, turn: S
   const workers = 2 * run.segments;
   const share = deps.config.scanReadUnitsPerSecond === undefined ? undefined : deps.config.scanReadUnitsPerSecond / workers;
   const budget = new ReadBudget(share, deps.now);
-  let progress: SegmentProgress | undefined;
-  do {
-    progress = await scanSnapshotSegment(deps, storage, budget, {
-      folder: runLayout(run.folder).snapshot,
-      table: item.table,
-      segment: item.segment,
-      totalSegments: run.segments,
-      buckets: run.buckets,
-      pageSize: run.pageSize ?? undefined,
-      // Page by page, so a display hears of each; at least one page a turn, so every turn advances.
-      maxPages: 1,
-    });
-    options.onPage?.(item, progress);
-  } while (!progress.done && (deadline === undefined || deps.now() < deadline));
+  // The checkpoint is read once a turn and stored after every page.
+  const progress = await scanSnapshotSegment(
+    deps,
+    storage,
+    budget,
+    { folder: runLayout(run.folder).snapshot, table: item.table, segment: item.segment, totalSegments: run.segments, buckets: run.buckets, pageSize: run.pageSize ?? undefined, deadline },
+    options.onPage && ((page) => options.onPage?.(item, page)),
+  );
   return { run, item, done: progress.done, items: progress.items };
 }
 
