@@ -1,4 +1,3 @@
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { App, Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { StateGraph } from 'aws-cdk-lib/aws-stepfunctions';
@@ -14,6 +13,7 @@ import { collectChanges, type CollectTaskInput } from '../../lambdas/core/jobs/f
 import { isReadOnlyMode, type RunRequest, type RunTaskContext, type SkippedRun } from '../../lambdas/core/jobs/full-run/run-request';
 import { finishSnapshot, scanSegmentTurn, type ScanTurn, type SnapshotTaskInput } from '../../lambdas/core/jobs/full-run/snapshot-tasks';
 import { RUN_STATES, runDefinition, type RunTaskFunctions } from '../../lib/constructs/run-definition';
+import { describeTable } from '../../lambdas/core/store/table-checks';
 import type { FailedStreamRecords } from '../../lambdas/core/stream-failures/failed-users';
 import { LOCAL_REGION } from './embedded-dynamodb';
 import { exportChanges, type ChangeLog } from './stream/change-log';
@@ -61,10 +61,7 @@ const definitionFor = (writes: boolean): StateMachineDefinition => {
 
 async function estimatedItems(ctx: RunTaskContext): Promise<number> {
   let total = 0;
-  for (const table of [ctx.deps.config.paymentsTable, ctx.deps.config.usersTable]) {
-    const { Table } = await ctx.deps.client.send(new DescribeTableCommand({ TableName: table }));
-    total += Table?.ItemCount ?? 0;
-  }
+  for (const table of [ctx.deps.config.paymentsTable, ctx.deps.config.usersTable]) total += (await describeTable(ctx.deps.client, table))?.ItemCount ?? 0;
   return total;
 }
 
@@ -151,10 +148,8 @@ export async function runStateMachineLocally(baseContext: RunTaskContext, reques
     },
     [RUN_STATES.planBucket]: async (input: PlanTaskInput) => {
       const plan = await planBucketTask(ctx, input);
-      const layout = runLayout(input.run.folder);
-      const figures = JSON.parse((await ctx.storage.getText(layout.result(layout.planStage(input.bucket)))) ?? '{}') as { usersScanned?: number; candidates?: number };
-      planned += figures.usersScanned ?? 0;
-      candidates += figures.candidates ?? 0;
+      planned += plan.usersScanned;
+      candidates += plan.candidates;
       onProgress?.({ stage: 'plan', done: planned, total: 0, unit: 'users' });
       return plan;
     },
@@ -166,7 +161,11 @@ export async function runStateMachineLocally(baseContext: RunTaskContext, reques
       return repair;
     },
     [RUN_STATES.finalize]: (input: Parameters<typeof finalizeRun>[1]) => finalizeRun(ctx, input),
-    [RUN_STATES.collectChanges]: (input: CollectTaskInput) => collectChanges(ctx, input),
+    [RUN_STATES.collectChanges]: async (input: CollectTaskInput) => {
+      const collected = await collectChanges(ctx, input);
+      candidates += collected.reduce((sum, plan) => sum + plan.candidates, 0);
+      return collected;
+    },
     [RUN_STATES.startPaymentsChanges]: (input: ExportRequest) => exportCapturedChanges(ctx, changeLog, input, ctx.deps.config.paymentsTable),
     [RUN_STATES.startUsersChanges]: (input: ExportRequest) => exportCapturedChanges(ctx, changeLog, input, ctx.deps.config.usersTable),
     [RUN_STATES.describePaymentsChanges]: async (input: { ExportArn: string }) => describeCapturedChanges(input.ExportArn),

@@ -91,5 +91,5 @@ export async function collectChanges(ctx: RunTaskContext, input: CollectTaskInpu
   };
   await ctx.storage.put(layout.result(COLLECT_STAGE), JSON.stringify(result));
   logger.debug('hourly sync: candidates from the changes', { ...result, candidateKeys: undefined });
-  return [{ bucket: 0, candidateKeys }];
+  return [{ bucket: 0, candidateKeys, usersScanned: 0, candidates: candidates.length }];
 }

@@ -137,5 +137,5 @@ export async function planBucketTask({ deps, storage }: RunTaskContext, input: P
     limits: { memoryLimit: `${deps.config.joinMemoryMb}MB`, threads: Math.max(1, cpus().length) },
   });
   await storage.put(layout.result(layout.planStage(bucket)), JSON.stringify(result));
-  return { bucket, candidateKeys: result.candidateKeys };
+  return { bucket, candidateKeys: result.candidateKeys, usersScanned: result.usersScanned, candidates: result.candidates };
 }

@@ -20,8 +20,10 @@ export interface PlanBucketResult {
   readonly candidateKeys: readonly string[];
 }
 
-/** What the repair Map iterates: a bucket's candidate files (its figures are in the run's results). */
+/** What the repair Map iterates: a bucket's candidate files, and two counts a progress display follows (the figures are in the run's results). */
 export interface PlanTaskResult {
   readonly bucket: number;
   readonly candidateKeys: readonly string[];
+  readonly usersScanned: number;
+  readonly candidates: number;
 }
