@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InvalidEventError } from '../core/errors';
-import { RUN_ID_PATTERN } from '../core/jobs/undo';
+import { RUN_ID_PATTERN } from '../core/report/report';
 
 /** Beyond this a manual call should be a full run, not a list of ids. */
 export const MAX_USER_IDS_PER_CALL = 1000;

@@ -26,8 +26,8 @@ export interface StartOptions {
 export async function startFullRun(sfn: SFNClient, runs: RunRecords, stateMachineArn: string | undefined, options: StartOptions): Promise<StartAnswer> {
   if (!stateMachineArn) throw new ConfigError(['the state machine ARN is not set (SYNC_STATE_MACHINE_ARN / VALIDATION_STATE_MACHINE_ARN; the stack sets them)']);
   const runId = newRunId(options.mode);
-  const lock = await runs.readLock();
-  if (lock && lock.lockedUntil > Date.now()) {
+  const lock = await runs.readHeldLock();
+  if (lock) {
     logger.warn('a full run is in progress: not starting another', { runId, running: lock });
     return { status: 'skipped', runId, mode: options.mode, runningRunId: lock.runId, runningSince: lock.acquiredAt };
   }

@@ -3,7 +3,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { INCREMENTAL_FOLDER } from '../../lambdas/core/jobs/full-run/layout';
+import { INCREMENTAL_FOLDER, SNAPSHOT_FOLDER } from '../../lambdas/core/jobs/full-run/layout';
 
 /**
  * The names of the states that do work: the local runner binds each Task to its handler by
@@ -90,7 +90,7 @@ const EXPORT_NAMES = {
  */
 function exportBranch(scope: Construct, kind: ExportKind, table: 'payments' | 'users', tableArn: string, bucketName: string): sfn.IChainable {
   const names = EXPORT_NAMES[kind][table];
-  const folder = kind === 'full' ? 'snapshot' : INCREMENTAL_FOLDER;
+  const folder = kind === 'full' ? SNAPSHOT_FOLDER : INCREMENTAL_FOLDER;
   const start = new tasks.CallAwsService(scope, names.start, {
     service: 'dynamodb',
     action: 'exportTableToPointInTime',

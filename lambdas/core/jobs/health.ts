@@ -4,7 +4,7 @@ import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SyncConfig } from '../config';
 import type { SyncDeps } from '../deps';
 import type { RunMode } from '../report/report';
-import { RunRecords, type RunHold, type RunLock, type RunRecord } from '../runs/run-records';
+import { isLockHeld, RunRecords, type RunHold, type RunLock, type RunRecord } from '../runs/run-records';
 import { describeTable, dynamoLocation, findIndex } from '../store/table-checks';
 import type { STREAM_METRICS } from '../../stream/stream-batch';
 
@@ -163,7 +163,7 @@ function lastSyncCheck(config: SyncConfig, state: RunState, now: number): Health
   const cronSync = state.last['cron-sync'];
   const fullFixes = [state.last.fix, state.last.migrate].filter((run) => run !== undefined && !run.dryRun);
   const last = newest([cronSync, ...fullFixes], finishedAt);
-  const lock = state.lock && state.lock.lockedUntil >= now ? `; run ${state.lock.runId} (${state.lock.mode}) holds the lock since ${state.lock.acquiredAt}, so scheduled syncs are skipped until it ends` : '';
+  const lock = state.lock && isLockHeld(state.lock, now) ? `; run ${state.lock.runId} (${state.lock.mode}) holds the lock since ${state.lock.acquiredAt}, so scheduled syncs are skipped until it ends` : '';
   if (!last) {
     if (interval === undefined) return { name, status: 'pass', detail: `no completed sync in ${config.runsTable} yet; SYNC_INTERVAL_MINUTES unset, so its age is not judged (npm run payment-cron-sync runs one)${lock}` };
     return {
@@ -222,7 +222,7 @@ function lockCheck(state: RunState, now: number): HealthCheck {
   const { lock } = state;
   if (!lock) return { name, status: 'pass', detail: 'no full run in progress' };
   const expires = new Date(lock.lockedUntil).toISOString();
-  if (lock.lockedUntil < now) {
+  if (!isLockHeld(lock, now)) {
     return {
       name,
       status: 'warn',

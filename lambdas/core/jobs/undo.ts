@@ -6,9 +6,6 @@ import type { WireValue } from '../rules/attribute-values';
 import { storageKey, type RunStorage } from '../storage/run-storage';
 import { runLayout } from './full-run/layout';
 
-/** What a run id may look like: one folder name (no slashes, no `..`), as `newRunId` makes them. */
-export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-
 /** The run folder holds no `changes.jsonl`: no such run, or one that never finished writing its report. */
 export class NoSuchRunError extends EnvironmentError {}
 

@@ -55,6 +55,12 @@ export function emptyIssueCounts(): IssueCounts {
   return Object.fromEntries(ISSUE_KINDS.map((kind) => [kind, 0])) as IssueCounts;
 }
 
+/**
+ * What a run id may look like, as `newRunId` makes them: one folder name (no slashes, no `..`)
+ * that also names a Step Functions execution (80 characters at most).
+ */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+
 export function newRunId(mode: string, at: Date = new Date()): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${mode}-${Math.random().toString(36).slice(2, 8)}`;

@@ -42,6 +42,11 @@ export interface RunLock {
   readonly lockedUntil: number;
 }
 
+/** A lock its run still holds; past `lockedUntil` it is stale (the run died) and the next run takes it over. */
+export function isLockHeld(lock: RunLock, now: number): boolean {
+  return lock.lockedUntil >= now;
+}
+
 export interface RunHold {
   readonly runId: string;
   readonly setAt: string;
@@ -97,6 +102,7 @@ export class RunRecords {
         new PutCommand({
           TableName: this.table,
           Item: { pk: LOCK, ...lock },
+          // Free, stale (isLockHeld's rule, on the server's side of the race), or already this run's.
           ConditionExpression: 'attribute_not_exists(pk) OR lockedUntil < :now OR runId = :runId',
           ExpressionAttributeValues: { ':now': now, ':runId': runId },
         }),
@@ -113,6 +119,12 @@ export class RunRecords {
 
   readLock(): Promise<RunLock | undefined> {
     return this.get<RunLock>(LOCK);
+  }
+
+  /** The lock, if a run still holds it (a stale one is no obstacle). */
+  async readHeldLock(): Promise<RunLock | undefined> {
+    const lock = await this.readLock();
+    return lock && isLockHeld(lock, this.now()) ? lock : undefined;
   }
 
   /** Releases the lock if this run holds it; a lock taken over by another run is left alone. */

@@ -4,7 +4,8 @@ export type ReportKind = 'issues' | 'changes';
 
 const pad = (value: number, width: number): string => String(value).padStart(width, '0');
 
-/** Where an hourly sync's incremental exports go in its run folder (the export's S3 prefix on AWS). */
+/** Where a full run's snapshot, and an hourly sync's incremental exports, go in its run folder (the exports' S3 prefixes on AWS). */
+export const SNAPSHOT_FOLDER = 'snapshot';
 export const INCREMENTAL_FOLDER = 'incremental';
 
 /** A run's folder in a run storage. */
@@ -20,7 +21,7 @@ export function runFolderKey(storage: Pick<RunStorage, 'runsPrefix'>, runId: str
 export function runLayout(folder: string) {
   return {
     folder,
-    snapshot: storageKey(folder, 'snapshot'),
+    snapshot: storageKey(folder, SNAPSHOT_FOLDER),
     /** An hourly sync's incremental export of one table (the export's S3 prefix on AWS). */
     incremental: (table: 'payments' | 'users') => storageKey(folder, INCREMENTAL_FOLDER, table),
     candidates: storageKey(folder, 'candidates'),
@@ -31,8 +32,9 @@ export function runLayout(folder: string) {
     issues: storageKey(folder, 'issues.jsonl'),
     changes: storageKey(folder, 'changes.jsonl'),
     summary: storageKey(folder, 'summary.json'),
-    /** Where a migration's backup went. */
+    /** Where a migration's backup went, and the users themselves where there is no CreateBackup (a local endpoint). */
     backup: storageKey(folder, 'backup.json'),
+    usersBackup: storageKey(folder, 'users-backup.jsonl'),
     /** Each plan and repair task's figures, which finalize adds up (Map results stay small). */
     results: storageKey(folder, 'results'),
     result: (stage: string) => storageKey(folder, 'results', `${stage}.json`),

@@ -1,5 +1,4 @@
 import { logger } from '../../observability';
-import { storageKey } from '../../storage/run-storage';
 import { backupUsersTable, exportUsersToStorage, type BackupReceipt } from '../../store/users-backup';
 import { CHANGE_WINDOW_MODES, decideChangeWindow } from './change-window';
 import { runFolderKey, runLayout } from './layout';
@@ -75,7 +74,7 @@ export async function prepareRun({ deps, storage, runs, changeSource, changesSin
   let backup: BackupReceipt | undefined;
   if (run.mode === 'migrate' && writes) {
     backup = config.endpoint
-      ? await exportUsersToStorage(deps.client, config, storage, storageKey(folder, 'users-backup.jsonl'))
+      ? await exportUsersToStorage(deps.client, config, storage, runLayout(folder).usersBackup)
       : await backupUsersTable(deps.client, config, run.runId);
     await storage.put(runLayout(folder).backup, JSON.stringify(backup));
     logger.info('users table backed up before the migration writes', { backup });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { SnapshotMode } from '../../config';
 import type { SyncDeps } from '../../deps';
 import { InvalidEventError } from '../../errors';
-import type { RunMode } from '../../report/report';
+import { RUN_ID_PATTERN, type RunMode } from '../../report/report';
 import type { RunRecords, RunTrigger } from '../../runs/run-records';
 import type { SnapshotTable } from '../../snapshot/scan-snapshot';
 import type { RunStorage } from '../../storage/run-storage';
@@ -40,7 +40,7 @@ const positive = z.number().int().min(1);
  * Lambdas, the command line and `aws stepfunctions start-execution` send).
  */
 export const RunRequestSchema = z.strictObject({
-  runId: z.string().regex(/^[A-Za-z0-9._-]{1,80}$/, 'run ids are 1-80 letters, digits, dots, dashes or underscores (they name the execution)'),
+  runId: z.string().regex(RUN_ID_PATTERN, 'run ids are 1-80 letters, digits, dots, dashes or underscores, starting with a letter or digit (they name the execution and the run folder)'),
   mode: z.enum(RUN_MODES),
   trigger: z.enum(['schedule', 'manual']),
   dryRun: z.boolean().default(false),
